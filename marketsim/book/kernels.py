@@ -34,12 +34,27 @@ from numba.cpython.unsafe.numbers import leading_zeros, trailing_zeros
 from marketsim.book.constants import (
     BUY,
     CANCEL,
+    FL_MAKER_ID,
+    FL_MAKER_OWNER,
+    FL_MAKER_REMAINING,
+    FL_PRICE,
+    FL_QTY,
+    FL_TAKER_ID,
+    FL_TAKER_INDEX,
+    FL_TAKER_OWNER,
+    FL_TAKER_SIDE,
     IOC,
     LIMIT,
     MARKET,
     MODIFY,
     NO_PRICE,
     NO_SLOT,
+    O_ID,
+    O_KIND,
+    O_OWNER,
+    O_PRICE,
+    O_QTY,
+    O_SIDE,
     REJECT_BAD_MODIFY_QTY,
     REJECT_BAD_PRICE,
     REJECT_BAD_QTY,
@@ -334,16 +349,15 @@ def _match(pool, htab, ladder, bitmap, meta, side, limit, qty, oid, owner, idx, 
         while qty > 0 and s != NO_SLOT:
             mq = pool[s, F_QTY]
             q = qty if qty < mq else mq
-            f = fills[nf]
-            f.taker_id = oid
-            f.maker_id = pool[s, F_ID]
-            f.taker_owner = owner
-            f.maker_owner = pool[s, F_OWNER]
-            f.price = p
-            f.qty = q
-            f.maker_remaining = mq - q
-            f.taker_index = idx
-            f.taker_side = side
+            fills[nf, FL_TAKER_ID] = oid
+            fills[nf, FL_MAKER_ID] = pool[s, F_ID]
+            fills[nf, FL_TAKER_OWNER] = owner
+            fills[nf, FL_MAKER_OWNER] = pool[s, F_OWNER]
+            fills[nf, FL_PRICE] = p
+            fills[nf, FL_QTY] = q
+            fills[nf, FL_MAKER_REMAINING] = mq - q
+            fills[nf, FL_TAKER_INDEX] = idx
+            fills[nf, FL_TAKER_SIDE] = side
             nf += 1
             qty -= q
             ladder[p, L_QTY] -= q
@@ -436,17 +450,17 @@ def process_batch(pool, htab, ladder, bitmap, meta, orders, start, fills, reject
     nr = meta[M_NREJ]
     n = orders.shape[0]
     for i in range(start, n):
-        o = orders[i]
         r = _apply(
             pool, htab, ladder, bitmap, meta,
-            o.kind, o.side, o.price, o.qty, o.order_id, o.owner, i, fills,
+            orders[i, O_KIND], orders[i, O_SIDE], orders[i, O_PRICE], orders[i, O_QTY],
+            orders[i, O_ID], orders[i, O_OWNER], i, fills,
         )  # fmt: skip
         if r == NEED_GROW:
             meta[M_NREJ] = nr
             return i
         if r != 0:
-            rejects[nr].index = i
-            rejects[nr].reason = r
+            rejects[nr, 0] = i
+            rejects[nr, 1] = r
             nr += 1
     meta[M_NREJ] = nr
     return n
@@ -506,7 +520,7 @@ def lookup(pool, htab, ladder, meta, oid, out):
 
 @njit(cache=True)
 def live_orders(pool, ladder, bitmap, meta, out):
-    """Write all live orders into ``out`` (ORDER_DTYPE-like record array) in book priority order.
+    """Write all live orders into ``out`` (int64 view of ORDER_DTYPE) in book priority order.
 
     Bids from best to worst, then asks from best to worst, FIFO within each level. Returns the
     count. Used for snapshots and for cancelling an account's orders.
@@ -516,13 +530,12 @@ def live_orders(pool, ladder, bitmap, meta, out):
     while p != NO_PRICE:
         s = ladder[p, L_HEAD]
         while s != NO_SLOT:
-            r = out[n]
-            r.order_id = pool[s, F_ID]
-            r.owner = pool[s, F_OWNER]
-            r.price = p
-            r.qty = pool[s, F_QTY]
-            r.kind = LIMIT
-            r.side = BUY
+            out[n, O_ID] = pool[s, F_ID]
+            out[n, O_OWNER] = pool[s, F_OWNER]
+            out[n, O_PRICE] = p
+            out[n, O_QTY] = pool[s, F_QTY]
+            out[n, O_KIND] = LIMIT
+            out[n, O_SIDE] = BUY
             n += 1
             s = pool[s, F_NEXT]
         p = _next_down(bitmap, p - 1)
@@ -530,13 +543,12 @@ def live_orders(pool, ladder, bitmap, meta, out):
     while p != NO_PRICE:
         s = ladder[p, L_HEAD]
         while s != NO_SLOT:
-            r = out[n]
-            r.order_id = pool[s, F_ID]
-            r.owner = pool[s, F_OWNER]
-            r.price = p
-            r.qty = pool[s, F_QTY]
-            r.kind = LIMIT
-            r.side = SELL
+            out[n, O_ID] = pool[s, F_ID]
+            out[n, O_OWNER] = pool[s, F_OWNER]
+            out[n, O_PRICE] = p
+            out[n, O_QTY] = pool[s, F_QTY]
+            out[n, O_KIND] = LIMIT
+            out[n, O_SIDE] = SELL
             n += 1
             s = pool[s, F_NEXT]
         p = _next_up(bitmap, p + 1)
