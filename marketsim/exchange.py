@@ -26,6 +26,7 @@ from marketsim.book import (
     FL_PRICE,
     FL_QTY,
     FL_TAKER_OWNER,
+    FL_TAKER_SIDE,
     IOC,
     LIMIT,
     MARKET,
@@ -94,6 +95,8 @@ class Exchange:
         #: Shares traded and trade count per slot since the start.
         self.volume = np.zeros(self.max_assets, dtype=np.int64)
         self.n_trades = np.zeros(self.max_assets, dtype=np.int64)
+        #: Aggressor-signed shares traded per slot (+ buyer-initiated) since the start.
+        self.signed_volume = np.zeros(self.max_assets, dtype=np.int64)
         #: Orders received (all kinds) and rejects by reason name.
         self.n_orders = 0
         self.rejects: Counter[str] = Counter()
@@ -249,7 +252,9 @@ class Exchange:
         if fills.shape[0]:
             self.ledger.settle_raw(slot, fills, self._maker_rate, self._taker_rate)
             self.last_price[slot] = fills[-1, FL_PRICE]
-            self.volume[slot] += int(fills[:, FL_QTY].sum())
+            qty = fills[:, FL_QTY]
+            self.volume[slot] += int(qty.sum())
+            self.signed_volume[slot] += int(qty @ fills[:, FL_TAKER_SIDE])
             self.n_trades[slot] += fills.shape[0]
             if self.fill_listeners:
                 rec = as_records(fills, FILL_DTYPE)
@@ -325,6 +330,7 @@ class Exchange:
             "last_price": self.last_price.copy(),
             "volume": self.volume.copy(),
             "n_trades": self.n_trades.copy(),
+            "signed_volume": self.signed_volume.copy(),
         }
         for s, b in enumerate(self.books):
             if b is not None:
@@ -350,6 +356,7 @@ class Exchange:
         self.last_price[:] = arrays["last_price"]
         self.volume[:] = arrays["volume"]
         self.n_trades[:] = arrays["n_trades"]
+        self.signed_volume[:] = arrays["signed_volume"]
         for s, a in enumerate(plain["assets"]):
             if a is None:
                 self.books[s] = None

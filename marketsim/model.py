@@ -39,6 +39,9 @@ logger = logging.getLogger(__name__)
 #: Checkpoint kind written by :meth:`MarketModel.save`.
 CHECKPOINT_KIND = "marketsim.MarketModel"
 
+#: Diffusion time of the overnight gap, as a fraction of a trading session's length.
+OVERNIGHT_SESSION_FRACTION = 0.25
+
 _TOP_FIELDS = 5  # bid, bid_qty, ask, ask_qty, last
 
 
@@ -385,8 +388,9 @@ class MarketModel(mesa.Model):
 
     def _open_day(self, day: int, t: int) -> None:
         if day > 0:
-            gap = (self.session.day_open_ns[day] - self.session.day_open_ns[day - 1]) / 1e9
-            gap -= spd_seconds(self.session)
+            # The overnight gap moves the fundamental like OVERNIGHT_SESSION_FRACTION of a
+            # trading session (close-to-open variance is a fraction of a day's, not 2.7x it).
+            gap = OVERNIGHT_SESSION_FRACTION * spd_seconds(self.session)
             self.feed.advance(t, gap + self.session.step_seconds, self.feed_rng)
         self._day_started = day
         agents = list(self.account_agent.values())
