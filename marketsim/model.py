@@ -190,6 +190,23 @@ class MarketModel(mesa.Model):
                 slots = [self._slot_for(s) for s in syms]
                 agent = cls(self, acc, group, params, slots)
                 self.account_agent[acc] = agent
+        from marketsim.env.agent import RLAgent
+
+        #: RL agents by name (their orders come from the RL environment).
+        self.rl_agents: dict[str, RLAgent] = {}
+        for group in self.scenario.rl_agents:
+            syms = group.assets or [a.symbol for a in self.scenario.assets]
+            for name in group.agent_names() if group.count else []:
+                acc = self.open_account(
+                    group.cash,
+                    group.shares,
+                    "rl:" + group.name,
+                    allow_short=group.allow_short and ex.short_selling,
+                    leverage_limit=group.leverage_limit,
+                )
+                agent = RLAgent(self, acc, group, {"name": name}, [self._slot_for(s) for s in syms])
+                self.account_agent[acc] = agent
+                self.rl_agents[name] = agent
 
     def open_account(
         self,
@@ -339,6 +356,30 @@ class MarketModel(mesa.Model):
     def fundamental_ticks(self, slot: int) -> float:
         """The feed's fundamental value of ``slot`` in ticks."""
         return float(self.feed.values()[slot] / self._tick[slot])
+
+    def future_fundamental(self, lead_steps: int) -> np.ndarray:
+        """Fundamental values ``lead_steps`` steps ahead (a copy), for "early signal" features.
+
+        0 returns the current values. Otherwise the feed is cloned (state and random stream)
+        and advanced on the clone, so the real path is untouched and the signal is exactly the
+        value the market will see then (within the day). O(lead_steps).
+        """
+        if lead_steps <= 0:
+            return np.array(self.feed.values(), dtype=float)
+        cache = self.__dict__.setdefault("_future_cache", {})
+        key = (self.t, lead_steps)
+        if key in cache:
+            return cache[key]
+        shadow = type(self.feed)(self.max_assets)
+        shadow.set_state(self.feed.get_state())
+        rng = np.random.default_rng()
+        rng.bit_generator.state = self.feed_rng.bit_generator.state
+        for k in range(1, lead_steps + 1):
+            shadow.advance(self.t + k, self.session.step_seconds, rng)
+        out = np.array(shadow.values(), dtype=float)
+        cache.clear()
+        cache[key] = out
+        return out
 
     def mark_prices(self) -> np.ndarray:
         """Mid (or last / fundamental) per slot in ticks, NaN for free slots."""

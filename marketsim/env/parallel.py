@@ -1,0 +1,574 @@
+"""`MarketParallelEnv`: the market as a PettingZoo ParallelEnv (one entry per RL agent).
+
+RL agents are declared in the scenario's ``[[rl_agents]]``; each has its own account, action
+mode, reward, window, latency and decision interval. Background traders keep trading between
+decisions. See ``/work/notes/env_spec.md`` or the README for the observation/action contract.
+
+One ``step(actions)``:
+
+1. validate the actions (a bad value raises ``ValueError`` naming the agent, value and space);
+2. turn each due agent's action into orders (in a seeded random order of agents), which reach
+   the book after the agent's latency;
+3. run the model for ``step_interval`` steps (the smallest decision interval; agents with a
+   longer interval act only every k-th env step and their other actions are ignored);
+4. compute observations from data up to now (no look-ahead), rewards, terminations (equity
+   exhausted or margin-called: that agent alone, its orders cancelled) and truncations (all, at
+   the episode end).
+
+Missing agents in the action dict: they hold (no orders). Unknown names: ``ValueError``.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import gymnasium
+import numpy as np
+from gymnasium import spaces
+from pettingzoo import ParallelEnv
+
+from marketsim import __version__
+from marketsim.book import BUY, IOC, LIMIT, MARKET, NO_PRICE, SELL
+from marketsim.checkpoint import load_state, save_state
+from marketsim.env.config import RLParams, parse_rl_params
+from marketsim.env.features import N_MARKET_FEATURES, POSITION_COLUMN, MarketFeatures, Window
+from marketsim.env.projection import WeightProjector
+from marketsim.env.rewards import RewardContext, make_reward
+from marketsim.errors import ConfigError, StateError
+from marketsim.ledger import CASH_SCALE
+from marketsim.model import MarketModel
+from marketsim.scenario import Scenario, load_scenario
+
+CHECKPOINT_KIND = "marketsim.MarketParallelEnv"
+
+
+class _AgentSpec:
+    """Static description of one RL agent (from its scenario group)."""
+
+    def __init__(self, name: str, group, params: RLParams, max_assets: int):
+        self.name = name
+        self.group = group
+        self.mode = group.action_mode
+        self.window = group.window
+        self.interval = group.decision_interval_steps
+        self.params = params
+        self.reward_name = group.reward
+        self.n_exo = len(params.exogenous)
+        self.A = max_assets
+
+
+class MarketParallelEnv(ParallelEnv):
+    """PettingZoo ParallelEnv over a :class:`~marketsim.model.MarketModel`.
+
+    Args:
+        scenario: Scenario object, dict or TOML path with at least one ``[[rl_agents]]`` group.
+        seed: Default seed of the first reset (else ``simulation.seed``).
+        flat_obs: Observe one flat Box instead of the Dict.
+        max_steps: Env steps per episode (default: until the scenario's last model step).
+        warmup_steps: Model steps run at reset before the first observation, so background
+            traders have built a book.
+        overrides: ``key=value`` scenario overrides.
+        record: Keep the model's recorder (trades/quotes in memory) — slower; for analysis.
+        volume_scale: Lots that map signed volume features to ~1.
+    """
+
+    metadata = {"name": "marketsim_v0", "render_modes": [], "is_parallelizable": True}
+
+    def __init__(
+        self,
+        scenario: Scenario | dict | str | Path,
+        seed: int | None = None,
+        flat_obs: bool = False,
+        max_steps: int | None = None,
+        warmup_steps: int = 60,
+        overrides: tuple[str, ...] | list[str] = (),
+        record: bool = False,
+        volume_scale: float = 100.0,
+        render_mode: str | None = None,
+    ) -> None:
+        self.scenario = load_scenario(scenario, overrides)
+        sc = self.scenario
+        if not sc.rl_agents or not any(g.count for g in sc.rl_agents):
+            raise ConfigError(
+                "the scenario declares no RL agents: add an [[rl_agents]] group "
+                "(name, action_mode, reward, ...) to use it as an environment"
+            )
+        self.A = sc.simulation.max_assets
+        self.flat_obs = bool(flat_obs)
+        self.warmup_steps = int(warmup_steps)
+        self.record = bool(record)
+        self.volume_scale = float(volume_scale)
+        self.render_mode = render_mode
+        self._seed = sc.simulation.seed if seed is None else int(seed)
+        self._seed_rng = np.random.default_rng(self._seed)
+        self.specs: dict[str, _AgentSpec] = {}
+        for g in sc.rl_agents:
+            params = parse_rl_params(g.name, g.params)
+            for name in g.agent_names() if g.count else []:
+                self.specs[name] = _AgentSpec(name, g, params, self.A)
+        self.possible_agents = list(self.specs)
+        self.step_interval = min(s.interval for s in self.specs.values())
+        for s in self.specs.values():
+            if s.interval % self.step_interval:
+                raise ConfigError(
+                    f"rl_agents[{s.group.name}].decision_interval_steps = {s.interval}: must be "
+                    f"a multiple of the smallest interval ({self.step_interval})"
+                )
+        total = sc.session.total_steps - self.warmup_steps
+        if total < self.step_interval:
+            raise ConfigError(
+                f"warmup_steps = {self.warmup_steps} leaves no decision in a "
+                f"{sc.session.total_steps}-step scenario"
+            )
+        limit = total // self.step_interval
+        self.max_steps = limit if max_steps is None else min(int(max_steps), limit)
+        if self.max_steps < 1:
+            raise ConfigError(f"max_steps = {max_steps}: must be >= 1")
+        sectors = sorted({a.sector for a in sc.assets})
+        self._sector_ids = {s: i for i, s in enumerate(sectors)}
+        self._dict_spaces = {n: self._make_obs_space(s) for n, s in self.specs.items()}
+        self._obs_spaces = {
+            n: spaces.flatten_space(sp) if self.flat_obs else sp
+            for n, sp in self._dict_spaces.items()
+        }
+        self._act_spaces = {n: self._make_action_space(s) for n, s in self.specs.items()}
+        self.model: MarketModel | None = None
+        self.agents: list[str] = []
+        self.n_steps = 0
+
+    # ------------------------------------------------------------------ spaces
+    def _make_obs_space(self, s: _AgentSpec) -> spaces.Dict:
+        A = self.A
+        inf = np.float32(np.inf)
+        return spaces.Dict(
+            {
+                "market": spaces.Box(-inf, inf, (s.window, A, N_MARKET_FEATURES), np.float32),
+                "portfolio": spaces.Box(-inf, inf, (A + 4,), np.float32),
+                "mask": spaces.Box(0.0, 1.0, (A,), np.float32),
+                "exogenous": spaces.Box(-inf, inf, (A, s.n_exo), np.float32),
+            }
+        )
+
+    def _make_action_space(self, s: _AgentSpec) -> spaces.Space:
+        A = self.A
+        if s.mode == "weights":
+            return spaces.Box(-1.0, 1.0, (A + 1,), np.float32)
+        if s.mode == "orders":
+            return spaces.Box(-1.0, 1.0, (A, 3), np.float32)
+        return spaces.MultiDiscrete(np.full(A, 3, dtype=np.int64))
+
+    def observation_space(self, agent: str) -> spaces.Space:
+        """The (same, cached) observation space of ``agent``."""
+        return self._obs_spaces[agent]
+
+    def action_space(self, agent: str) -> spaces.Space:
+        """The (same, cached) action space of ``agent``."""
+        return self._act_spaces[agent]
+
+    # ------------------------------------------------------------------ reset
+    def reset(self, seed: int | None = None, options: dict | None = None):
+        """Start an episode; ``seed`` reproduces it exactly. Returns ``(obs, infos)``."""
+        if seed is None:
+            seed = (
+                self._seed
+                if self.model is None and self.n_steps == 0
+                else int(self._seed_rng.integers(2**31 - 1))
+            )
+        seed = int(seed)
+        self._seed_rng = np.random.default_rng(seed + 1)
+        if self.model is not None:
+            self.model.release()
+        self.model = MarketModel(self.scenario, seed=seed, record=self.record)
+        m = self.model
+        self.rl = {n: m.rl_agents[n] for n in self.possible_agents}
+        self.rng = np.random.default_rng([seed, 7])  # the env's own draws (observation noise)
+        sc = self.scenario
+        self._projectors = {}
+        for n, s in self.specs.items():
+            acc = self.rl[n].account
+            lev = float(m.ledger._leverage_limit[acc])
+            sector_of = np.full(self.A, -1, np.int64)
+            caps = np.zeros(len(self._sector_ids))
+            caps[:] = np.inf
+            for i, a in enumerate(sc.assets):
+                sector_of[i] = self._sector_ids[a.sector]
+            for sec, cap in s.params.sector_caps.items():
+                if sec not in self._sector_ids:
+                    raise ConfigError(
+                        f"rl_agents[{s.group.name}].params.sector_caps: unknown sector {sec!r}; "
+                        f"sectors: {sorted(self._sector_ids)}"
+                    )
+                caps[self._sector_ids[sec]] = cap
+            caps = np.where(np.isinf(caps), 1e9, caps)
+            self._projectors[n] = WeightProjector(
+                self.A,
+                bool(m.ledger._allow_short[acc]),
+                lev,
+                s.params.max_weight,
+                sector_of,
+                caps if s.params.sector_caps else None,
+            )
+        m.run(self.warmup_steps)
+        self.features = MarketFeatures(self.A, self.volume_scale)
+        self.features.reset(m)
+        self.windows = {
+            n: Window(s.window, self.A, N_MARKET_FEATURES) for n, s in self.specs.items()
+        }
+        self.rewards = {
+            n: make_reward(s.reward_name, s.params.reward_params) for n, s in self.specs.items()
+        }
+        for r in self.rewards.values():
+            r.reset()
+        self.agents = list(self.possible_agents)
+        self.n_steps = 0
+        marks = self._marks()
+        self.initial_equity = {}
+        self.prev_equity = {}
+        self.peak_equity = {}
+        for n in self.agents:
+            eq = self._equity(n, marks)
+            if eq <= 0:
+                raise ConfigError(
+                    f"RL agent {n!r} starts with equity {eq}: give its group cash or shares"
+                )
+            self.initial_equity[n] = eq
+            self.prev_equity[n] = eq
+            self.peak_equity[n] = eq
+            self.rl[n].read_trading()
+        row = self.features.row
+        obs = {n: self._observe(n, row, marks) for n in self.agents}
+        infos = {n: {"equity": self.initial_equity[n]} for n in self.agents}
+        return obs, infos
+
+    # ------------------------------------------------------------------ valuation
+    def _marks(self) -> np.ndarray:
+        return self.features.mid.copy()
+
+    def _equity_parts(self, n: str, marks: np.ndarray) -> tuple[float, np.ndarray]:
+        led = self.model.ledger
+        acc = self.rl[n].account
+        cash = int(led._cash[acc]) / CASH_SCALE
+        pos = led._positions[acc]
+        unit = led._unit_value / CASH_SCALE
+        vals = np.where(np.isfinite(marks), pos * np.nan_to_num(marks) * unit, 0.0)
+        return cash, vals
+
+    def _equity(self, n: str, marks: np.ndarray) -> float:
+        cash, vals = self._equity_parts(n, marks)
+        return cash + float(vals.sum())
+
+    # ------------------------------------------------------------------ observation
+    def _observe(self, n: str, row: np.ndarray, marks: np.ndarray):
+        s = self.specs[n]
+        cash, vals = self._equity_parts(n, marks)
+        eq = cash + float(vals.sum())
+        w = self.windows[n]
+        mine = row.copy()
+        mine[:, POSITION_COLUMN] = vals / eq if eq > 0 else 0.0
+        w.push(mine)
+        port = np.zeros(self.A + 4, np.float32)
+        if eq > 0:
+            port[: self.A] = vals / eq
+            port[self.A] = cash / eq
+            port[self.A + 1] = np.abs(vals).sum() / eq
+            port[self.A + 2] = math.log(eq / self.initial_equity[n])
+            port[self.A + 3] = max(0.0, 1.0 - eq / self.peak_equity[n])
+        mask = np.zeros(self.A, np.float32)
+        mask[self.model.exchange.live_slots()] = 1.0
+        exo = np.zeros((self.A, s.n_exo), np.float32)
+        for j, kind in enumerate(s.params.exogenous):
+            if kind == "fundamental":
+                exo[:, j] = self._fundamental_feature(s, marks, mask)
+        obs = {"market": w.view(), "portfolio": port, "mask": mask, "exogenous": exo}
+        if self.flat_obs:
+            return spaces.flatten(self._dict_spaces[n], obs).astype(np.float32)
+        return obs
+
+    def _fundamental_feature(self, s: _AgentSpec, marks: np.ndarray, mask: np.ndarray):
+        m = self.model
+        out = np.zeros(self.A, np.float32)
+        values = m.future_fundamental(s.params.signal_lead_steps)
+        for slot in np.flatnonzero(mask):
+            f = values[slot] / m._tick[slot]
+            if f > 0 and marks[slot] > 0:
+                noise = s.params.fundamental_noise
+                out[slot] = math.log(f / marks[slot]) + (
+                    self.rng.normal(0.0, noise) if noise > 0 else 0.0
+                )
+        return out
+
+    # ------------------------------------------------------------------ step
+    def step(self, actions: dict[str, Any]):
+        """Apply actions, run the market for ``step_interval`` steps; return the 5-tuple."""
+        if self.model is None:
+            raise ConfigError("call reset() before step()")
+        if not self.agents:
+            raise ConfigError("the episode is over (no live agents): call reset()")
+        unknown = sorted(set(actions) - set(self.possible_agents))
+        if unknown:
+            raise ValueError(
+                f"actions for unknown agent(s) {unknown}; agents: {self.possible_agents}"
+            )
+        parsed = {}
+        for n in self.agents:
+            if n in actions:
+                parsed[n] = self._validate(n, actions[n])
+        m = self.model
+        marks = self._marks()
+        due = [n for n in self.agents if n in parsed and self._due(n)]
+        if len(due) > 1:
+            due = [due[i] for i in m.rng.permutation(len(due))]
+        for n in due:
+            self._apply(n, parsed[n], marks)
+        m.run(self.step_interval)
+        self.n_steps += 1
+        self.features.update(m)
+        row = self.features.row
+        marks = self._marks()
+        if self.scenario.exchange.maintenance_margin > 0:
+            m.check_margins()
+        obs, rewards, terms, truncs, infos = {}, {}, {}, {}, {}
+        trunc_all = self.n_steps >= self.max_steps or m.done
+        for n in list(self.agents):
+            eq = self._equity(n, marks)
+            self.peak_equity[n] = max(self.peak_equity[n], eq)
+            lots, shortfall = self.rl[n].read_trading()
+            closed = bool(m.ledger._closed[self.rl[n].account])
+            ctx = RewardContext(
+                equity=eq,
+                prev_equity=self.prev_equity[n],
+                initial_equity=self.initial_equity[n],
+                peak_equity=self.peak_equity[n],
+                gross_exposure=float(np.abs(self._equity_parts(n, marks)[1]).sum()),
+                inventory_value=float(self._equity_parts(n, marks)[1].sum()),
+                traded_lots=lots,
+                shortfall=shortfall,
+            )
+            r = float(self.rewards[n](ctx))
+            flt = self.specs[n].params.reward_filter
+            if flt == "trading_only" and lots == 0:
+                r = 0.0
+            elif flt == "valid_only" and not np.all(np.isfinite(marks[m.exchange.live_slots()])):
+                r = 0.0
+            self.prev_equity[n] = eq
+            term = eq <= 0 or closed
+            obs[n] = self._observe(n, row, marks)
+            rewards[n] = r
+            terms[n] = bool(term)
+            truncs[n] = bool(trunc_all and not term)
+            infos[n] = {"equity": eq, "traded_lots": lots, "shortfall": shortfall}
+            if term:
+                m.exchange.cancel_all(m.t, owner=self.rl[n].account)
+                self.rl[n].slices = []
+        self.agents = [n for n in self.agents if not (terms[n] or truncs[n])]
+        return obs, rewards, terms, truncs, infos
+
+    def _due(self, n: str) -> bool:
+        k = self.specs[n].interval // self.step_interval
+        return self.n_steps % k == 0
+
+    def _validate(self, n: str, a: Any) -> np.ndarray:
+        sp = self._act_spaces[n]
+        arr = np.asarray(a)
+        if arr.shape != sp.shape:
+            raise ValueError(
+                f"action of agent {n!r} has shape {arr.shape}; its space is {sp} (shape {sp.shape})"
+            )
+        if isinstance(sp, spaces.Box):
+            arr = arr.astype(np.float64)
+            if not np.all(np.isfinite(arr)):
+                raise ValueError(
+                    f"action of agent {n!r} contains NaN or inf: {arr.tolist()}; space {sp}"
+                )
+            if np.any(arr < sp.low - 1e-6) or np.any(arr > sp.high + 1e-6):
+                raise ValueError(
+                    f"action of agent {n!r} = {np.round(arr, 4).tolist()} is outside its space "
+                    f"{sp} (values must lie in [{float(sp.low.min())}, {float(sp.high.max())}])"
+                )
+            return np.clip(arr, sp.low, sp.high)
+        if not np.issubdtype(arr.dtype, np.integer) and not np.all(arr == np.round(arr)):
+            raise ValueError(f"action of agent {n!r} = {arr.tolist()} must be integers; space {sp}")
+        arr = arr.astype(np.int64)
+        if np.any(arr < 0) or np.any(arr >= sp.nvec):
+            raise ValueError(
+                f"action of agent {n!r} = {arr.tolist()} is outside its space {sp} "
+                f"(each entry in 0 .. 2: sell, hold, buy)"
+            )
+        return arr
+
+    # ------------------------------------------------------------------ action -> orders
+    def _apply(self, n: str, a: np.ndarray, marks: np.ndarray) -> None:
+        s = self.specs[n]
+        agent = self.rl[n]
+        m = self.model
+        live = [slot for slot in agent.slots if m.exchange.books[slot] is not None]
+        for slot in live:
+            agent.arrival_mid[slot] = float(marks[slot]) if math.isfinite(marks[slot]) else 0.0
+        if s.mode == "weights":
+            self._apply_weights(n, a, marks, live)
+        elif s.mode == "orders":
+            self._apply_orders(n, a, marks, live)
+        else:
+            lots = s.params.trade_lots
+            for slot in live:
+                if a[slot] == 0:
+                    agent.market(slot, SELL, lots)
+                elif a[slot] == 2:
+                    agent.market(slot, BUY, lots)
+
+    def _apply_weights(self, n: str, a: np.ndarray, marks: np.ndarray, live: list[int]) -> None:
+        s = self.specs[n]
+        agent = self.rl[n]
+        m = self.model
+        mask = np.zeros(self.A)
+        mask[live] = 1.0
+        mask[~np.isfinite(marks)] = 0.0
+        w = self._projectors[n](a, mask)
+        cash, vals = self._equity_parts(n, marks)
+        eq = cash + float(vals.sum())
+        if eq <= 0:
+            return
+        led = m.ledger
+        p = s.params
+        for slot in live:
+            if mask[slot] == 0:
+                continue
+            lot_value = marks[slot] * led._unit_value[slot] / CASH_SCALE
+            target = int(round(w[slot] * eq / lot_value))
+            cur = int(led._positions[agent.account, slot])
+            delta = target - cur
+            if abs(delta) < p.min_trade_lots:
+                continue
+            side = BUY if delta > 0 else SELL
+            qty = abs(delta)
+            if p.execution == "market":
+                agent.market(slot, side, qty)
+            elif p.execution == "ioc":
+                bb, _, ba, _ = m.exchange.books[slot].top()
+                ref = ba if side == BUY else bb
+                if ref == NO_PRICE:
+                    ref = int(round(marks[slot]))
+                agent.ioc(slot, side, max(1, ref + side * p.ioc_offset_ticks), qty)
+            else:
+                agent.start_slices(slot, side, qty, s.interval)
+
+    def _apply_orders(self, n: str, a: np.ndarray, marks: np.ndarray, live: list[int]) -> None:
+        p = self.specs[n].params
+        agent = self.rl[n]
+        m = self.model
+        for slot in live:
+            size_f, offset_f, cancel_f = a[slot]
+            if cancel_f > 0:
+                m.exchange.cancel_all(m.t, slot=slot, owner=agent.account)
+                for oid in [o for o, sl in agent.live_orders.items() if sl == slot]:
+                    agent.live_orders.pop(oid)
+            qty = int(round(abs(size_f) * p.max_order_lots))
+            if qty < 1 or not math.isfinite(marks[slot]):
+                continue
+            side = BUY if size_f > 0 else SELL
+            price = int(round(marks[slot] + side * offset_f * p.max_offset_ticks))
+            price = max(1, min(price, m.exchange.books[slot].max_price_ticks - 1))
+            oid = agent.limit(slot, side, price, qty)
+            agent.live_orders[oid] = slot
+
+    # ------------------------------------------------------------------ misc API
+    def state(self) -> np.ndarray:
+        """Global state for centralised critics: the market feature row and every agent's
+        portfolio vector, flattened (fixed size)."""
+        marks = self._marks()
+        parts = [self.features.row.ravel()]
+        for n in self.possible_agents:
+            cash, vals = self._equity_parts(n, marks)
+            eq = cash + float(vals.sum())
+            v = np.zeros(self.A + 1, np.float32)
+            if eq > 0:
+                v[: self.A] = vals / eq
+                v[self.A] = math.log(max(eq, 1e-9) / self.initial_equity[n])
+            parts.append(v)
+        return np.concatenate(parts).astype(np.float32)
+
+    @property
+    def state_space(self) -> spaces.Box:
+        """Space of :meth:`state`."""
+        size = self.A * N_MARKET_FEATURES + len(self.possible_agents) * (self.A + 1)
+        return spaces.Box(-np.inf, np.inf, (size,), np.float32)
+
+    def render(self) -> None:
+        """No rendering (use analysis plots on a recorded run)."""
+
+    def close(self) -> None:
+        """Release the model (Mesa keeps models alive through Agent._ids otherwise)."""
+        if self.model is not None:
+            self.model.release()
+            self.model = None
+
+    # ------------------------------------------------------------------ checkpoints
+    def get_state(self) -> dict:
+        """The model checkpoint plus the env's windows, trackers and counters."""
+        return {
+            "model": self.model.get_state(),
+            "agents": list(self.agents),
+            "n_steps": self.n_steps,
+            "seed_rng": self._seed_rng.bit_generator.state,
+            "rng": self.rng.bit_generator.state,
+            "features": self.features.get_state(),
+            "windows": {n: [w.buf.copy(), w.head] for n, w in self.windows.items()},
+            "rewards": {n: r.get_state() for n, r in self.rewards.items()},
+            "initial_equity": dict(self.initial_equity),
+            "prev_equity": dict(self.prev_equity),
+            "peak_equity": dict(self.peak_equity),
+        }
+
+    def save(self, path: str | Path) -> Path:
+        """Write the env mid-episode (``.npz`` + JSON, no pickle); :meth:`load` continues it."""
+        if self.model is None:
+            raise ConfigError("nothing to save: call reset() first")
+        st = self.get_state()
+        st["env_args"] = {
+            "scenario": self.scenario.to_dict(),
+            "flat_obs": self.flat_obs,
+            "max_steps": self.max_steps,
+            "warmup_steps": self.warmup_steps,
+            "record": self.record,
+            "volume_scale": self.volume_scale,
+        }
+        return save_state(path, CHECKPOINT_KIND, st, __version__)
+
+    @classmethod
+    def load(cls, path: str | Path) -> MarketParallelEnv:
+        """Rebuild an env saved with :meth:`save`; stepping it continues identically."""
+        st = load_state(path, CHECKPOINT_KIND)
+        try:
+            env = cls(**st["env_args"])
+            env.reset(seed=st["model"]["seed"])
+            env.set_state(st)
+        except KeyError as e:
+            raise StateError(f"env checkpoint {str(path)!r} lacks field {e.args[0]!r}") from None
+        return env
+
+    def set_state(self, st: dict) -> None:
+        """Restore :meth:`get_state` output into an env reset with the same seed."""
+        self.model.set_state(st["model"])
+        self.agents = list(st["agents"])
+        self.n_steps = int(st["n_steps"])
+        self._seed_rng.bit_generator.state = st["seed_rng"]
+        self.rng.bit_generator.state = st["rng"]
+        self.features.set_state(st["features"])
+        for n, (buf, head) in st["windows"].items():
+            self.windows[n].buf[:] = buf
+            self.windows[n].head = int(head)
+        for n, rs in st["rewards"].items():
+            self.rewards[n].set_state(rs)
+        self.initial_equity = dict(st["initial_equity"])
+        self.prev_equity = dict(st["prev_equity"])
+        self.peak_equity = dict(st["peak_equity"])
+
+
+def parallel_env(scenario: Scenario | dict | str | Path, **kwargs: Any) -> MarketParallelEnv:
+    """Build the market as a PettingZoo ParallelEnv (see :class:`MarketParallelEnv`)."""
+    return MarketParallelEnv(scenario, **kwargs)
+
+
+__all__ = ["MarketParallelEnv", "parallel_env", "LIMIT", "MARKET", "IOC", "gymnasium"]
