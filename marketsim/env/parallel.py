@@ -135,6 +135,8 @@ class MarketParallelEnv(ParallelEnv):
         }
         self._act_spaces = {n: self._make_action_space(s) for n, s in self.specs.items()}
         self.model: MarketModel | None = None
+        self._vpl_key: tuple = ()
+        self._vpl = np.zeros(self.A)
         self.agents: list[str] = []
         self.n_steps = 0
 
@@ -247,22 +249,30 @@ class MarketParallelEnv(ParallelEnv):
         return self.features.mid.copy()
 
     def _equity_parts(self, n: str, marks: np.ndarray) -> tuple[float, np.ndarray]:
+        """(cash, position values per slot) in currency; NaN marks value a position at 0."""
         led = self.model.ledger
         acc = self.rl[n].account
         cash = int(led._cash[acc]) / CASH_SCALE
-        pos = led._positions[acc]
-        unit = led._unit_value / CASH_SCALE
-        vals = np.where(np.isfinite(marks), pos * np.nan_to_num(marks) * unit, 0.0)
+        vals = led._positions[acc] * self._value_per_lot(marks)
         return cash, vals
+
+    def _value_per_lot(self, marks: np.ndarray) -> np.ndarray:
+        key = (self.model.t, id(marks))
+        if self._vpl_key != key:
+            led = self.model.ledger
+            clean = np.where(np.isfinite(marks), marks, 0.0)
+            self._vpl = clean * (led._unit_value / CASH_SCALE)
+            self._vpl_key = key
+        return self._vpl
 
     def _equity(self, n: str, marks: np.ndarray) -> float:
         cash, vals = self._equity_parts(n, marks)
         return cash + float(vals.sum())
 
     # ------------------------------------------------------------------ observation
-    def _observe(self, n: str, row: np.ndarray, marks: np.ndarray):
+    def _observe(self, n: str, row: np.ndarray, marks: np.ndarray, parts=None):
         s = self.specs[n]
-        cash, vals = self._equity_parts(n, marks)
+        cash, vals = self._equity_parts(n, marks) if parts is None else parts
         eq = cash + float(vals.sum())
         w = self.windows[n]
         mine = row.copy()
@@ -327,12 +337,14 @@ class MarketParallelEnv(ParallelEnv):
         self.features.update(m)
         row = self.features.row
         marks = self._marks()
-        if self.scenario.exchange.maintenance_margin > 0:
-            m.check_margins()
+        self._check_margins(marks)
         obs, rewards, terms, truncs, infos = {}, {}, {}, {}, {}
         trunc_all = self.n_steps >= self.max_steps or m.done
         for n in list(self.agents):
-            eq = self._equity(n, marks)
+            parts = self._equity_parts(n, marks)
+            cash, vals = parts
+            inv = float(vals.sum())
+            eq = cash + inv
             self.peak_equity[n] = max(self.peak_equity[n], eq)
             lots, shortfall = self.rl[n].read_trading()
             closed = bool(m.ledger._closed[self.rl[n].account])
@@ -341,8 +353,8 @@ class MarketParallelEnv(ParallelEnv):
                 prev_equity=self.prev_equity[n],
                 initial_equity=self.initial_equity[n],
                 peak_equity=self.peak_equity[n],
-                gross_exposure=float(np.abs(self._equity_parts(n, marks)[1]).sum()),
-                inventory_value=float(self._equity_parts(n, marks)[1].sum()),
+                gross_exposure=float(np.abs(vals).sum()),
+                inventory_value=inv,
                 traded_lots=lots,
                 shortfall=shortfall,
             )
@@ -354,7 +366,7 @@ class MarketParallelEnv(ParallelEnv):
                 r = 0.0
             self.prev_equity[n] = eq
             term = eq <= 0 or closed
-            obs[n] = self._observe(n, row, marks)
+            obs[n] = self._observe(n, row, marks, parts)
             rewards[n] = r
             terms[n] = bool(term)
             truncs[n] = bool(trunc_all and not term)
@@ -364,6 +376,21 @@ class MarketParallelEnv(ParallelEnv):
                 self.rl[n].slices = []
         self.agents = [n for n in self.agents if not (terms[n] or truncs[n])]
         return obs, rewards, terms, truncs, infos
+
+    def _check_margins(self, marks: np.ndarray) -> None:
+        """Liquidate RL accounts below maintenance margin (background accounts are checked by
+        the model on its own cadence)."""
+        mm = self.scenario.exchange.maintenance_margin
+        m = self.model
+        for n in self.agents:
+            acc = self.rl[n].account
+            if m.ledger._closed[acc]:
+                continue
+            cash, vals = self._equity_parts(n, marks)
+            eq = cash + float(vals.sum())
+            gross = float(np.abs(vals).sum())
+            if eq < mm * gross or (eq <= 0 and gross > 0):
+                m.liquidate(acc, reason="margin_call")
 
     def _due(self, n: str) -> bool:
         k = self.specs[n].interval // self.step_interval
