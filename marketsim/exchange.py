@@ -107,7 +107,8 @@ class Exchange:
         self._queue: dict[int, list[list[tuple]]] = {}
         # account -> callback(slot, fills_of_that_account_as_maker_or_taker, rejects)
         self._subscribers: dict[int, Callable] = {}
-        #: Callbacks run after each slot's batch: f(step, slot, fills).
+        #: Callbacks run after each slot's batch: f(step, slot, fills) with the raw ``(n, 9)``
+        #: int64 fills (``FL_*`` columns; view as records with ``as_records``).
         self.fill_listeners: list[Callable[[int, int, np.ndarray], None]] = []
 
     # ------------------------------------------------------------------ assets
@@ -256,10 +257,8 @@ class Exchange:
             self.volume[slot] += int(qty.sum())
             self.signed_volume[slot] += int(qty @ fills[:, FL_TAKER_SIDE])
             self.n_trades[slot] += fills.shape[0]
-            if self.fill_listeners:
-                rec = as_records(fills, FILL_DTYPE)
-                for f in self.fill_listeners:
-                    f(step, slot, rec)
+            for f in self.fill_listeners:
+                f(step, slot, fills)
         if self._subscribers and (fills.shape[0] or rejected):
             self._notify(slot, fills, rejected)
         return fills

@@ -24,7 +24,17 @@ import mesa
 import numpy as np
 
 from marketsim import __version__
-from marketsim.book import BUY, MARKET, NO_PRICE, SELL
+from marketsim.book import (
+    BUY,
+    FL_MAKER_OWNER,
+    FL_PRICE,
+    FL_QTY,
+    FL_TAKER_OWNER,
+    FL_TAKER_SIDE,
+    MARKET,
+    NO_PRICE,
+    SELL,
+)
 from marketsim.checkpoint import load_state, save_state
 from marketsim.errors import ConfigError, StateError
 from marketsim.exchange import Exchange
@@ -43,6 +53,8 @@ CHECKPOINT_KIND = "marketsim.MarketModel"
 OVERNIGHT_SESSION_FRACTION = 0.25
 
 _TOP_FIELDS = 5  # bid, bid_qty, ask, ask_qty, last
+_QUOTE_BLOCK = 2048  # steps of quotes buffered before a recorder flush
+_FILL_BLOCK = 8192  # fills buffered before a recorder flush
 
 
 class MarketModel(mesa.Model):
@@ -135,6 +147,14 @@ class MarketModel(mesa.Model):
         ]
         self._ring_len = max(md_lat, default=0) + 1
         self._ring = np.full((self._ring_len, self.max_assets, _TOP_FIELDS), NO_PRICE, np.int64)
+        # Recording buffers: quotes and fills are kept here and handed to the recorder in
+        # blocks (flush_records), so a step costs a row copy rather than recorder calls.
+        self._qbuf = np.zeros((_QUOTE_BLOCK, self.max_assets, _TOP_FIELDS), np.int64)
+        self._qsteps = np.zeros(_QUOTE_BLOCK, np.int64)
+        self._qn = 0
+        self._qslots: list[int] = []
+        self._fbuf: list[tuple[int, int, np.ndarray]] = []
+        self._fbuf_rows = 0
         # assets present from the start
         self._pending_adds = sorted(
             (a.add_at_step, i, a.symbol) for i, a in enumerate(sc.assets) if a.add_at_step > 0
@@ -278,6 +298,8 @@ class MarketModel(mesa.Model):
         self._tick[slot] = a.tick_size
         self.feed.add_asset(slot, a.initial_price)
         self._ring[:, slot, :] = NO_PRICE
+        if self.recorder is not None:
+            self.flush_records()
         p0 = round(a.initial_price / a.tick_size)
         self.ledger.mark(self._marks_with(slot, p0))
         if self.recorder is not None:
@@ -294,6 +316,8 @@ class MarketModel(mesa.Model):
     def remove_asset(self, symbol: str) -> dict[int, int]:
         """Delist ``symbol``: cancel its orders and settle positions at the last mid."""
         slot = self.exchange.slot_of(symbol)
+        if self.recorder is not None:
+            self.flush_records()
         mid = self.exchange.mid_ticks(slot)
         price = round(mid) if np.isfinite(mid) else round(self.fundamental_ticks(slot))
         settled = self.exchange.remove_asset(slot, price)
@@ -459,7 +483,14 @@ class MarketModel(mesa.Model):
         if rec is not None:
             qe = self.scenario.simulation.quotes_every
             if qe and t % qe == 0 and live:
-                self._record_quotes(t, live, ring)
+                if live != self._qslots:
+                    self._flush_quotes()
+                    self._qslots = live
+                self._qbuf[self._qn] = ring
+                self._qsteps[self._qn] = t
+                self._qn += 1
+                if self._qn == _QUOTE_BLOCK:
+                    self._flush_quotes()
             if rec.l2_due(t):
                 self._record_l2(t, live)
             if t % self.scenario.simulation.record_every == 0 or day_end:
@@ -539,31 +570,64 @@ class MarketModel(mesa.Model):
 
     # ------------------------------------------------------------------ recording
     def _record_fills(self, step: int, slot: int, fills: np.ndarray) -> None:
-        self.recorder.trades_from_fills(step, self.time_ns(step), slot, fills, self._tick[slot])
+        self._fbuf.append((step, slot, fills))
+        self._fbuf_rows += fills.shape[0]
+        if self._fbuf_rows >= _FILL_BLOCK:
+            self._flush_fills()
 
-    def _record_quotes(self, t: int, live: list[int], ring: np.ndarray) -> None:
-        if len(live) == 1:
-            s = live[0]
-            r = ring[s]
-            tick = self._tick[s]
-            self.recorder.quotes(
-                t,
-                self.time_ns(t),
-                s,
-                np.nan if r[0] == NO_PRICE else r[0] * tick,
-                np.nan if r[2] == NO_PRICE else r[2] * tick,
-                int(r[1]),
-                int(r[3]),
-                np.nan if r[4] == NO_PRICE else r[4] * tick,
-            )
+    def _flush_fills(self) -> None:
+        if not self._fbuf:
             return
-        idx = np.asarray(live)
-        r = ring[idx]
+        raw = np.concatenate([f for _, _, f in self._fbuf])
+        steps = np.concatenate([np.full(f.shape[0], st, np.int64) for st, _, f in self._fbuf])
+        slots = np.concatenate([np.full(f.shape[0], sl, np.int64) for _, sl, f in self._fbuf])
+        self._fbuf = []
+        self._fbuf_rows = 0
+        buys = raw[:, FL_TAKER_SIDE] == BUY
+        self.recorder.trades_block(
+            steps,
+            self.session.steps_to_time_ns(steps),
+            slots,
+            raw[:, FL_PRICE] * self._tick[slots],
+            raw[:, FL_QTY],
+            raw[:, FL_TAKER_SIDE].astype(np.int8),
+            np.where(buys, raw[:, FL_TAKER_OWNER], raw[:, FL_MAKER_OWNER]),
+            np.where(buys, raw[:, FL_MAKER_OWNER], raw[:, FL_TAKER_OWNER]),
+        )
+
+    def _flush_quotes(self) -> None:
+        n = self._qn
+        if n == 0:
+            return
+        self._qn = 0
+        idx = np.asarray(self._qslots, np.int64)
+        if idx.size == 0:
+            return
+        r = self._qbuf[:n][:, idx, :]
         tick = self._tick[idx]
-        bid = np.where(r[:, 0] == NO_PRICE, np.nan, r[:, 0] * tick)
-        ask = np.where(r[:, 2] == NO_PRICE, np.nan, r[:, 2] * tick)
-        last = np.where(r[:, 4] == NO_PRICE, np.nan, r[:, 4] * tick)
-        self.recorder.quotes(t, self.time_ns(t), idx, bid, ask, r[:, 1], r[:, 3], last)
+        steps = self._qsteps[:n].copy()
+
+        def px(col: int) -> np.ndarray:
+            v = r[:, :, col]
+            return np.where(v == NO_PRICE, np.nan, v * tick)
+
+        self.recorder.quotes_block(
+            steps,
+            self.session.steps_to_time_ns(steps),
+            idx,
+            px(0),
+            px(2),
+            np.where(r[:, :, 0] == NO_PRICE, 0, r[:, :, 1]),
+            np.where(r[:, :, 2] == NO_PRICE, 0, r[:, :, 3]),
+            px(4),
+        )
+
+    def flush_records(self) -> None:
+        """Hand buffered quotes and trades to the recorder (done automatically in blocks, at
+        asset changes, on save, close and when frames are read)."""
+        if self.recorder is not None:
+            self._flush_quotes()
+            self._flush_fills()
 
     def _record_l2(self, t: int, live: list[int]) -> None:
         for s in live:
@@ -594,17 +658,20 @@ class MarketModel(mesa.Model):
         """All trades so far as a DataFrame (``trades.parquet`` schema)."""
         if self.recorder is None:
             raise ConfigError("this model was built with record=False: no trades were recorded")
+        self.flush_records()
         return self.recorder.frame("trades")
 
     def quotes(self):
         """Top-of-book rows so far as a DataFrame (``quotes.parquet`` schema)."""
         if self.recorder is None:
             raise ConfigError("this model was built with record=False: no quotes were recorded")
+        self.flush_records()
         return self.recorder.frame("quotes")
 
     def close(self) -> None:
         """Flush and close the recorder's files (idempotent)."""
-        if self.recorder is not None:
+        if self.recorder is not None and not self.recorder.closed:
+            self.flush_records()
             self.recorder.close()
 
     def release(self) -> None:
@@ -650,6 +717,7 @@ class MarketModel(mesa.Model):
     def save(self, path: str | Path) -> Path:
         """Write a checkpoint (``.npz`` of arrays + JSON; no pickle); return its path."""
         if self.recorder is not None:
+            self.flush_records()
             self.recorder.flush()
         return save_state(path, CHECKPOINT_KIND, self.get_state(), __version__)
 

@@ -593,6 +593,105 @@ class Recorder:
         else:
             self._append_slow(t, k, (step, time_ns), (slots, bid, ask, bid_qty, ask_qty, last))
 
+    def quotes_block(
+        self,
+        steps: np.ndarray,
+        time_ns: np.ndarray,
+        slots: np.ndarray,
+        bid: np.ndarray,
+        ask: np.ndarray,
+        bid_qty: np.ndarray,
+        ask_qty: np.ndarray,
+        last: np.ndarray,
+    ) -> None:
+        """Append top of book for ``K`` steps of the same ``S`` live slots in one call.
+
+        The engine buffers quotes and flushes them here in blocks, so the per-step cost is a
+        row copy instead of a Python call. Trusted input (no checks beyond shapes).
+
+        Args:
+            steps, time_ns: ``(K,)`` int steps and their market times.
+            slots: ``(S,)`` int slots.
+            bid, ask, last: ``(K, S)`` float prices (NaN: none); bid_qty, ask_qty: ``(K, S)``.
+
+        Complexity: O(K * S) numpy plus O(K) list appends.
+        """
+        k_steps, n_slots = len(steps), len(slots)
+        if k_steps == 0 or n_slots == 0:
+            return
+        if bid.shape != (k_steps, n_slots):
+            raise ConfigError(
+                f"quotes_block(): bid has shape {bid.shape}, expected ({k_steps}, {n_slots})"
+            )
+        rows = (
+            np.tile(np.asarray(slots, np.int64), k_steps),
+            bid.ravel(),
+            ask.ravel(),
+            bid_qty.ravel(),
+            ask_qty.ravel(),
+            last.ravel(),
+        )
+        self._block(self._quotes, rows, steps, time_ns, None, n_slots)
+
+    def trades_block(
+        self,
+        steps: np.ndarray,
+        time_ns: np.ndarray,
+        slots: np.ndarray,
+        price: np.ndarray,
+        qty: np.ndarray,
+        aggressor: np.ndarray,
+        buyer: np.ndarray,
+        seller: np.ndarray,
+    ) -> None:
+        """Append many steps' fills at once; every argument is ``(n,)`` and rows are grouped
+        by (step, slot) in order (as the engine produces them). Trusted input."""
+        n = len(price)
+        if n == 0:
+            return
+        steps = np.asarray(steps, np.int64)
+        slots = np.asarray(slots, np.int64)
+        cut = np.flatnonzero((np.diff(steps) != 0) | (np.diff(slots) != 0)) + 1
+        starts = np.concatenate(([0], cut))
+        ends = np.concatenate((cut, [n]))
+        t = self._trades
+        rows = (price, qty, aggressor, buyer, seller)
+        for a, b in zip(starts.tolist(), ends.tolist(), strict=True):
+            code = self._slot_asset("trades", int(slots[a]))
+            self._append(
+                t, b - a, (int(steps[a]), int(time_ns[a]), code), tuple(v[a:b] for v in rows)
+            )
+
+    def _block(
+        self,
+        t: _Table,
+        rows: tuple,
+        steps: np.ndarray,
+        time_ns: np.ndarray,
+        extra: tuple | None,
+        per_step: int,
+    ) -> None:
+        """Write ``len(steps) * per_step`` rows with one (step, time) call per step."""
+        if self.closed:
+            raise MarketSimError(f"{t.name}(): the recorder is closed; create a new Recorder")
+        total = len(steps) * per_step
+        st = np.asarray(steps).tolist()
+        tn = np.asarray(time_ns).tolist()
+        done = 0
+        while done < total:
+            take = min(t.cap - t.n, total - done)
+            n, m = t.n, t.n + take
+            for b, v in zip(t.bufs, rows, strict=True):
+                b[n:m] = v[done : done + take]
+            for k in range(done // per_step, (done + take - 1) // per_step + 1):
+                lo = max(done, k * per_step)
+                hi = min(done + take, (k + 1) * per_step)
+                t.calls.append((st[k], tn[k], hi - lo))
+            t.n = m
+            done += take
+            if m == t.cap:
+                self._flush_table(t)
+
     def accounts(self, step: int, account: Any, agent_type: Any, cash: Any, equity: Any) -> None:
         """Append account marks.
 

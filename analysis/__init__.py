@@ -1,0 +1,1 @@
+"""Analysis of marketsim runs: plots, stylized facts, impact fits (reads the Parquet logs)."""
