@@ -90,6 +90,7 @@ class Exchange:
         self.books: list[OrderBook | None] = [None] * self.max_assets
         #: Asset description per slot (None for a free slot).
         self.assets: list[AssetInfo | None] = [None] * self.max_assets
+        self._symbol_slot: dict[str, int] = {}
         #: Last trade price per slot, in ticks (NO_PRICE before the first trade).
         self.last_price = np.full(self.max_assets, NO_PRICE, dtype=np.int64)
         #: Shares traded and trade count per slot since the start.
@@ -128,6 +129,7 @@ class Exchange:
         self.ledger.configure_asset(slot, tick_size=tick_size, lot_size=lot_size)
         self.books[slot] = OrderBook(max_price_ticks=max_price_ticks)
         self.assets[slot] = AssetInfo(symbol, float(tick_size), int(lot_size), sector)
+        self._symbol_slot[symbol] = slot
         self.last_price[slot] = NO_PRICE
 
     def remove_asset(self, slot: int, settle_price_ticks: int) -> dict[int, int]:
@@ -136,6 +138,7 @@ class Exchange:
         Returns the cash (in ledger cash units) credited to each account that held a position.
         """
         slot = self._live_slot(slot)
+        self._symbol_slot.pop(self.assets[slot].symbol, None)
         self.books[slot] = None
         self.assets[slot] = None
         for per_slot in self._queue.values():
@@ -147,10 +150,10 @@ class Exchange:
         return [s for s, b in enumerate(self.books) if b is not None]
 
     def slot_of(self, symbol: str) -> int:
-        """Slot of the asset named ``symbol``."""
-        for s, a in enumerate(self.assets):
-            if a is not None and a.symbol == symbol:
-                return s
+        """Slot of the asset named ``symbol``. O(1)."""
+        s = self._symbol_slot.get(symbol)
+        if s is not None:
+            return s
         known = [a.symbol for a in self.assets if a is not None]
         raise ConfigError(f"unknown asset {symbol!r}; live assets: {known}")
 
@@ -356,12 +359,14 @@ class Exchange:
         self.volume[:] = arrays["volume"]
         self.n_trades[:] = arrays["n_trades"]
         self.signed_volume[:] = arrays["signed_volume"]
+        self._symbol_slot = {}
         for s, a in enumerate(plain["assets"]):
             if a is None:
                 self.books[s] = None
                 self.assets[s] = None
             else:
                 self.assets[s] = AssetInfo(**a)
+                self._symbol_slot[self.assets[s].symbol] = s
                 self.books[s] = OrderBook.from_state(
                     {
                         k: arrays[f"book{s}_{k}"]

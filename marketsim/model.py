@@ -197,9 +197,11 @@ class MarketModel(mesa.Model):
                     f"agents: unknown type {group.type!r}; known: {sorted(TRADER_TYPES)}"
                 )
             syms = group.assets or [a.symbol for a in self.scenario.assets]
-            draws = sample_params(group.params, init_rng, group.count)
+            draws = {
+                k: v.tolist() for k, v in sample_params(group.params, init_rng, group.count).items()
+            }
             for k in range(group.count):
-                params = {name: v[k].item() for name, v in draws.items()}
+                params = {name: v[k] for name, v in draws.items()}
                 acc = self.open_account(
                     group.cash,
                     group.shares,
