@@ -108,6 +108,9 @@ class Exchange:
         self._queue: dict[int, list[list[tuple]]] = {}
         # account -> callback(slot, fills_of_that_account_as_maker_or_taker, rejects)
         self._subscribers: dict[int, Callable] = {}
+        #: Callbacks f(step, slot, orders, status) with every batch sent to a book: the raw
+        #: ``(n, 6)`` orders and an int64 status per order (0 accepted, else the reject code).
+        self.order_listeners: list[Callable[[int, int, np.ndarray, np.ndarray], None]] = []
         #: Callbacks run after each slot's batch: f(step, slot, fills) with the raw ``(n, 9)``
         #: int64 fills (``FL_*`` columns; view as records with ``as_records``).
         self.fill_listeners: list[Callable[[int, int, np.ndarray], None]] = []
@@ -236,6 +239,9 @@ class Exchange:
         """Risk-check, match and settle one slot's ``(n, 6)`` int64 batch; return raw fills."""
         book = self.books[slot]
         rejected: list[tuple[int, int, int]] = []  # (owner, order_id, code)
+        all_orders = orders
+        keep = None
+        codes = None
         if self.risk_checks:
             bb, _, ba, _ = book.top()
             codes = self.ledger.check_orders_raw(
@@ -247,12 +253,20 @@ class Exchange:
                     code = int(codes[i])
                     self.rejects[REJECT_NAMES.get(code, str(code))] += 1
                     rejected.append((int(orders[i, O_OWNER]), int(orders[i, O_ID]), code))
-                orders = orders[~bad]
+                keep = np.flatnonzero(~bad)
+                orders = orders[keep]
         fills, rej = book.process_raw(orders)
         if rej.shape[0]:
             for i, code in rej.tolist():
                 self.rejects[REJECT_NAMES.get(code, str(code))] += 1
                 rejected.append((int(orders[i, O_OWNER]), int(orders[i, O_ID]), code))
+        if self.order_listeners:
+            status = np.zeros(all_orders.shape[0], np.int64) if codes is None else codes.copy()
+            if rej.shape[0]:
+                idx = rej[:, 0] if keep is None else keep[rej[:, 0]]
+                status[idx] = rej[:, 1]
+            for f in self.order_listeners:
+                f(step, slot, all_orders, status)
         if fills.shape[0]:
             self.ledger.settle_raw(slot, fills, self._maker_rate, self._taker_rate)
             self.last_price[slot] = fills[-1, FL_PRICE]

@@ -31,8 +31,16 @@ from marketsim.book import (
     FL_QTY,
     FL_TAKER_OWNER,
     FL_TAKER_SIDE,
+    IOC,
+    LIMIT,
     MARKET,
     NO_PRICE,
+    O_ID,
+    O_KIND,
+    O_OWNER,
+    O_PRICE,
+    O_QTY,
+    O_SIDE,
     SELL,
 )
 from marketsim.checkpoint import load_state, save_state
@@ -141,6 +149,8 @@ class MarketModel(mesa.Model):
                 },
             )
             self.exchange.fill_listeners.append(self._record_fills)
+            if sim.record_orders:
+                self.exchange.order_listeners.append(self._record_orders)
         # market-data history ring for delayed views
         md_lat = [g.md_latency_steps for g in sc.agents] + [
             g.md_latency_steps for g in sc.rl_agents
@@ -576,6 +586,24 @@ class MarketModel(mesa.Model):
         self._fbuf_rows += fills.shape[0]
         if self._fbuf_rows >= _FILL_BLOCK:
             self._flush_fills()
+
+    def _record_orders(self, step: int, slot: int, orders: np.ndarray, status: np.ndarray) -> None:
+        self.recorder.orders(
+            step,
+            self.time_ns(step),
+            slot,
+            orders[:, O_OWNER],
+            orders[:, O_KIND],
+            orders[:, O_SIDE].astype(np.int8),
+            np.where(
+                (orders[:, O_KIND] == LIMIT) | (orders[:, O_KIND] == IOC),
+                orders[:, O_PRICE] * self._tick[slot],
+                np.nan,
+            ),
+            orders[:, O_QTY],
+            orders[:, O_ID],
+            status,
+        )
 
     def _flush_fills(self) -> None:
         if not self._fbuf:

@@ -159,8 +159,13 @@ TABLES = tuple(_SPECS)
 #: Tables written by every recorder (the others are enabled by constructor flags).
 CORE_TABLES = ("trades", "quotes", "accounts", "positions", "events")
 
+from marketsim.ledger import RISK_REASONS as _RISK_REASONS  # noqa: E402
+
 _ORDER_KINDS = [KIND_NAMES.get(i, "") for i in range(max(KIND_NAMES) + 1)]
-_ORDER_STATUS = [ACCEPTED] + [REJECT_REASONS.get(i, "") for i in range(1, max(REJECT_REASONS) + 1)]
+_STATUS_NAMES = {**REJECT_REASONS, **_RISK_REASONS}
+_ORDER_STATUS = [ACCEPTED] + [
+    _STATUS_NAMES.get(i, f"CODE_{i}") for i in range(1, max(_STATUS_NAMES) + 1)
+]
 
 
 def schema(table: str) -> pa.Schema:

@@ -494,8 +494,8 @@ def test_orders_and_trades_from_book_arrays():
     assert got["price"] == [1.0, 1.02] and got["qty"] == [3, 4]
     with pytest.raises(ConfigError, match="FILL_DTYPE"):
         rec.trades_from_fills(4, T0, 0, batch, 0.01)
-    rec.orders(5, T0, 0, [1], [CANCEL], [0], [nan], [0], [10], [99])
-    with pytest.raises(ConfigError, match=r"column 'status' has value 99 at step 5"):
+    rec.orders(5, T0, 0, [1], [CANCEL], [0], [nan], [0], [10], [999])  # book codes 1-8 and risk codes 101-106 are valid
+    with pytest.raises(ConfigError, match=r"column 'status' has value 999 at step 5"):
         rec.frame("orders")
 
 
