@@ -122,9 +122,19 @@ class WeightProjector:
             np.full(self.A, -1, np.int64) if sector_of is None else np.asarray(sector_of, np.int64)
         )
         self.caps = np.zeros(0) if sector_caps is None else np.asarray(sector_caps, np.float64)
+        self._bounds_cache: dict[bytes, tuple[np.ndarray, np.ndarray]] = {}
 
     def bounds(self, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Lower/upper bounds per entry for a live-slot mask."""
+        """Lower/upper bounds per entry for a live-slot mask (cached per mask)."""
+        key = mask.tobytes()
+        hit = self._bounds_cache.get(key)
+        if hit is not None:
+            return hit
+        out = self._bounds(mask)
+        self._bounds_cache[key] = out
+        return out
+
+    def _bounds(self, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         u = np.where(mask > 0, self.max_weight, 0.0)
         lo = np.empty(self.A + 1)
         hi = np.empty(self.A + 1)
