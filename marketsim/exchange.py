@@ -281,23 +281,23 @@ class Exchange:
         return fills
 
     def _notify(self, slot: int, fills: np.ndarray, rejected: list[tuple[int, int, int]]) -> None:
-        subs = self._subscribers
-        owners: set[int] = set()
-        if fills.shape[0]:
-            owners.update(fills[:, FL_MAKER_OWNER].tolist())
-            owners.update(fills[:, FL_TAKER_OWNER].tolist())
-        owners.update(r[0] for r in rejected)
-        for acc in owners:
-            cb = subs.get(acc)
-            if cb is None:
-                continue
-            if fills.shape[0]:
-                mine = fills[(fills[:, FL_MAKER_OWNER] == acc) | (fills[:, FL_TAKER_OWNER] == acc)]
-                mine = as_records(mine, FILL_DTYPE)
-            else:
-                mine = _EMPTY_FILLS
+        """Call each subscribed owner with its own fills (maker or taker) and rejects.
+
+        O(subscribers x fills) with numpy masks: few accounts subscribe (market makers, RL).
+        """
+        nf = fills.shape[0]
+        if nf:
+            makers = fills[:, FL_MAKER_OWNER]
+            takers = fills[:, FL_TAKER_OWNER]
+        for acc, cb in self._subscribers.items():
             rej = [(oid, code) for owner, oid, code in rejected if owner == acc]
-            cb(slot, mine, rej)
+            if nf:
+                mask = (makers == acc) | (takers == acc)
+                if mask.any():
+                    cb(slot, as_records(fills[mask], FILL_DTYPE), rej)
+                    continue
+            if rej:
+                cb(slot, _EMPTY_FILLS, rej)
 
     # ------------------------------------------------------------------ bulk cancels
     def cancel_all(self, step: int, slot: int | None = None, owner: int | None = None) -> int:

@@ -473,8 +473,11 @@ class MarketModel(mesa.Model):
         agents = list(self.account_agent.values())
         for a in agents:
             a.on_day_start(day, t)
-        # first wake-ups of the day, drawn in agent creation order
+        # first wake-ups of the day, drawn in agent creation order (liquidated accounts stay out)
+        closed = self.ledger.closed
         for a in agents:
+            if closed[a.account]:
+                continue
             w = a.first_wake(t)
             if w is not None:
                 self.schedule(a, w)
@@ -786,7 +789,6 @@ class MarketModel(mesa.Model):
         self.account_type = list(st["account_type"])
         for acc, a in self.account_agent.items():
             a.set_state(st["agents"][str(acc)])
-            a.slots = [s for s in a.slots if self.exchange.books[s] is not None]
         by_acc = self.account_agent
         self._wake = {int(s): [by_acc[a] for a in v] for s, v in st["wake"].items()}
         self._pending_adds = [tuple(x) for x in st["pending_adds"]]

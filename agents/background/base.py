@@ -15,6 +15,7 @@ exactly those, plus the base fields.
 
 from __future__ import annotations
 
+import copy
 import math
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -23,6 +24,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from marketsim.book import BUY, CANCEL, IOC, LIMIT, MARKET, MODIFY, NO_PRICE, SELL
+from marketsim.errors import ConfigError
 from marketsim.params import Num
 from marketsim.scenario import register_agent_params
 
@@ -90,7 +92,10 @@ class Trader(mesa.Agent):
         super().__init__(model)
         self.account = int(account)
         self.group = config.name
-        self.p = params
+        # ``params`` holds the per-agent draws of the numeric fields; the group's other fields
+        # (strings, booleans, lists: left out by ``sample_params``) are the same for every agent.
+        fixed = config.params if isinstance(config.params, dict) else dict(config.params or {})
+        self.p = {**{k: v for k, v in fixed.items() if k not in params}, **params}
         self.slots = list(slots)
         self.latency_steps = int(config.latency_steps)
         self.latency_jitter_steps = int(config.latency_jitter_steps)
@@ -177,6 +182,23 @@ class Trader(mesa.Agent):
         """This agent's cash in currency."""
         return self.model.ledger.cash(self.account)
 
+    def tradable_slots(self) -> list[int]:
+        """This agent's slots whose asset is listed now (not yet added / removed ones skipped)."""
+        books = self.model.exchange.books
+        return [s for s in self.slots if books[s] is not None]
+
+    def clamp_price(self, slot: int, price: int) -> int:
+        """``price`` moved into the book's accepted limit range ``1 .. max_price_ticks - 1``."""
+        hi = self.model.exchange.books[slot].max_price_ticks - 1
+        return 1 if price < 1 else (hi if price > hi else int(price))
+
+    def param_error(self, name: str, value: Any, allowed: str) -> ConfigError:
+        """A ConfigError naming this agent's group, the parameter, its drawn value and the rule."""
+        return ConfigError(
+            f"agents group {self.group!r} ({self.type_name}): params.{name} = {value!r} "
+            f"(this agent's draw): {allowed}"
+        )
+
     # ------------------------------------------------------------------ orders
     def _arrival(self) -> int:
         d = self.latency_steps
@@ -214,17 +236,17 @@ class Trader(mesa.Agent):
 
     # ------------------------------------------------------------------ state
     def get_state(self) -> dict[str, Any]:
-        """Plain data and arrays for checkpoints."""
+        """Plain data and arrays for checkpoints (copies: the agent keeps mutating its own)."""
         out: dict[str, Any] = {"n_wakes": self.n_wakes}
         for name in self.state_attrs:
-            out[name] = getattr(self, name)
+            out[name] = copy.deepcopy(getattr(self, name))
         return out
 
     def set_state(self, state: dict[str, Any]) -> None:
-        """Restore what :meth:`get_state` returned."""
+        """Restore what :meth:`get_state` returned (copied: ``state`` can be restored again)."""
         self.n_wakes = int(state["n_wakes"])
         for name in self.state_attrs:
-            setattr(self, name, state[name])
+            setattr(self, name, copy.deepcopy(state[name]))
 
 
 __all__ = [

@@ -282,7 +282,6 @@ class OrderBook:
     def orders(self) -> np.ndarray:
         """All live orders as an ``ORDER_DTYPE`` array (kind LIMIT), bids then asks, in
         priority order. O(live orders)."""
-        s = self._s
         return as_records(self.orders_raw(), ORDER_DTYPE)
 
     def orders_raw(self) -> np.ndarray:
@@ -335,11 +334,12 @@ class OrderBook:
         from marketsim.errors import StateError
 
         try:
-            pool = np.ascontiguousarray(state["pool"], dtype=np.int64)
-            htab = np.ascontiguousarray(state["htab"], dtype=np.int64)
-            ladder = np.ascontiguousarray(state["ladder"], dtype=np.int64)
-            bitmap = np.ascontiguousarray(state["bitmap"], dtype=np.uint64)
-            meta = np.ascontiguousarray(state["meta"], dtype=np.int64)
+            # copies: the restored book must never write into the caller's state arrays
+            pool = np.array(state["pool"], dtype=np.int64, order="C", copy=True)
+            htab = np.array(state["htab"], dtype=np.int64, order="C", copy=True)
+            ladder = np.array(state["ladder"], dtype=np.int64, order="C", copy=True)
+            bitmap = np.array(state["bitmap"], dtype=np.uint64, order="C", copy=True)
+            meta = np.array(state["meta"], dtype=np.int64, order="C", copy=True)
         except KeyError as e:
             raise StateError(f"order-book state is missing array {e.args[0]!r}") from None
         if (

@@ -1,0 +1,35 @@
+"""Scripted background traders (Mesa agents). Importing this package registers every type.
+
+Types (scenario ``[[agents]] type = ...``): ``noise`` (:class:`NoiseTrader`), ``value``
+(:class:`ValueTrader`), ``market_maker`` (:class:`MarketMaker`), ``momentum``
+(:class:`MomentumTrader`), ``execution`` (:class:`ExecutionAgent`) and ``switching``
+(:class:`SwitchingTrader`).
+"""
+
+from agents.background.base import TRADER_TYPES, Trader, TraderParams, register_trader
+from agents.background.execution import ExecutionAgent, ExecutionParams
+from agents.background.market_maker import MarketMaker, MarketMakerParams
+from agents.background.momentum import MomentumParams, MomentumTrader
+from agents.background.noise import NoiseParams, NoiseTrader, SizeModel
+from agents.background.switching import SwitchingParams, SwitchingTrader
+from agents.background.value import ValueParams, ValueTrader
+
+__all__ = [
+    "TRADER_TYPES",
+    "ExecutionAgent",
+    "ExecutionParams",
+    "MarketMaker",
+    "MarketMakerParams",
+    "MomentumParams",
+    "MomentumTrader",
+    "NoiseParams",
+    "NoiseTrader",
+    "SizeModel",
+    "SwitchingParams",
+    "SwitchingTrader",
+    "Trader",
+    "TraderParams",
+    "ValueParams",
+    "ValueTrader",
+    "register_trader",
+]

@@ -1,0 +1,289 @@
+"""`noise`: zero-intelligence limit and market order flow (and ABIDES RMSC04's noise agents).
+
+On each wake-up a noise trader picks one of its assets and a side at random (``buy_prob``),
+draws a size (:class:`SizeModel`) and sends
+
+* with probability ``market_prob`` an aggressive order: a market order, or (``aggressive_style``)
+  a limit / IOC order at the opposite best quote, ABIDES's "limit at the touch";
+* otherwise a passive limit order: with probability ``inside_spread_prob`` (when the spread is
+  wider than one tick) at a uniform price strictly inside the spread, else ``k`` ticks behind
+  its own side's best quote (``k = 0`` joins the queue), ``k`` drawn from a discretised Lomax
+  (Pareto II) law with mean ``depth_mean_ticks`` and tail exponent ``depth_tail_alpha``, capped
+  at ``max_depth_ticks``. Empirical limit-order placement is heavy-tailed (Bouchaud, Mézard and
+  Potters 2002); a large ``depth_tail_alpha`` gives a geometric (exponential) law instead.
+
+With an empty side the reference is the agent's (delayed) mid, or the last trade, or the
+fundamental (see :meth:`Trader.mid`), so noise traders also seed an empty book.
+
+Orders older than ``order_lifetime_s`` are cancelled at the agent's next wake-up (if still live).
+``single_wake_per_day = true`` reproduces ABIDES RMSC04: one wake-up per day at a uniform random
+time of the session and one order.
+
+:class:`SizeModel` is the order-size law shared by several traders: a lognormal with mean
+``size_mean_lots`` and log-std ``size_sigma``, mixed (``round_lot_prob``) with round lots of
+``round_lot_lots * k`` where ``k`` is geometric with ``P(k = 1) = 0.875``, close to ABIDES's
+``OrderSizeModel`` (20 % lognormal, 80 % multiples of 100 shares, 87.5 % of them single lots).
+
+Cost per wake: a handful of scalar draws from ``model.rng``; O(1) besides stale-order cancels.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from typing import TYPE_CHECKING, Any, Literal
+
+from pydantic import Field
+
+from agents.background.base import BUY, NO_PRICE, SELL, Trader, TraderParams, register_trader
+from marketsim.params import IntNum, Num
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from marketsim.model import MarketModel
+    from marketsim.scenario import AgentConfig
+
+__all__ = ["NoiseParams", "NoiseTrader", "ROUND_LOT_SINGLE_PROB", "SizeModel"]
+
+#: Probability that a round-lot order is a single round lot (``k`` is geometric with this p).
+ROUND_LOT_SINGLE_PROB = 0.875
+
+
+class SizeModel:
+    """Order sizes in lots: lognormal with a given mean, optionally mixed with round lots.
+
+    Args:
+        mean_lots: Mean of the lognormal part (> 0).
+        sigma: Standard deviation of its log (>= 0; 0 gives ``round(mean_lots)`` always).
+        round_lot_prob: Probability of a round-lot order instead (0..1).
+        round_lot_lots: Lots in one round lot (>= 1).
+
+    :meth:`draw` costs one or two scalar draws (~1 µs) and returns an int >= 1.
+    """
+
+    __slots__ = ("_fixed", "_mu", "_sigma", "_p_round", "_round")
+
+    def __init__(
+        self, mean_lots: float, sigma: float, round_lot_prob: float = 0.0, round_lot_lots: int = 100
+    ) -> None:
+        self._sigma = float(sigma)
+        self._mu = math.log(mean_lots) - 0.5 * self._sigma**2
+        self._fixed = max(1, round(mean_lots))
+        self._p_round = float(round_lot_prob)
+        self._round = int(round_lot_lots)
+
+    def draw(self, rng: np.random.Generator) -> int:
+        """One order size in lots (>= 1). O(1)."""
+        if self._p_round > 0.0 and rng.random() < self._p_round:
+            return self._round * int(rng.geometric(ROUND_LOT_SINGLE_PROB))
+        if self._sigma <= 0.0:
+            return self._fixed
+        x = int(rng.lognormal(self._mu, self._sigma) + 0.5)
+        return x if x > 0 else 1
+
+
+def size_model_from(agent: Trader, prefix: str = "") -> SizeModel:
+    """Build the :class:`SizeModel` of ``agent`` from its ``size_*`` / ``round_lot_*`` params,
+    checking the drawn values (ConfigError naming the parameter otherwise)."""
+    p = agent.p
+    mean = float(p["size_mean_lots"])
+    sigma = float(p["size_sigma"])
+    prob = float(p["round_lot_prob"])
+    lots = int(p["round_lot_lots"])
+    if not mean > 0:
+        raise agent.param_error("size_mean_lots", mean, "must be > 0")
+    if sigma < 0:
+        raise agent.param_error("size_sigma", sigma, "must be >= 0")
+    if not 0.0 <= prob <= 1.0:
+        raise agent.param_error("round_lot_prob", prob, "must lie in [0, 1]")
+    if lots < 1:
+        raise agent.param_error("round_lot_lots", lots, "must be >= 1")
+    return SizeModel(mean, sigma, prob, lots)
+
+
+def check_prob(agent: Trader, name: str) -> float:
+    """``agent.p[name]`` as a probability in [0, 1] (ConfigError naming it otherwise)."""
+    v = float(agent.p[name])
+    if not 0.0 <= v <= 1.0:
+        raise agent.param_error(name, v, "must be a probability in [0, 1]")
+    return v
+
+
+class SizeParams(TraderParams):
+    """Order-size fields shared by the traders that use :class:`SizeModel`."""
+
+    size_mean_lots: Num = Field(10.0, description="Mean order size in lots (lognormal part).")
+    size_sigma: Num = Field(
+        0.8, description="Std of log order size (dimensionless); 0 = always size_mean_lots."
+    )
+    round_lot_prob: Num = Field(
+        0.0, description="Probability an order is a multiple of round_lot_lots instead."
+    )
+    round_lot_lots: IntNum = Field(100, description="Lots per round lot (ABIDES: 100 shares).")
+
+
+class NoiseParams(SizeParams):
+    """Parameters of the ``noise`` trader (see the module docs)."""
+
+    wake_rate_per_hour: Num = Field(
+        30.0, description="Mean Poisson wake-ups per trading hour (used when wake_interval_s=0)."
+    )
+    single_wake_per_day: bool = Field(
+        False, description="ABIDES RMSC04: exactly one wake-up per day at a uniform random time."
+    )
+    buy_prob: Num = Field(0.5, description="Probability that an order is a buy.")
+    market_prob: Num = Field(0.1, description="Probability of an aggressive order per wake-up.")
+    aggressive_style: Literal["market", "touch_limit", "touch_ioc"] = Field(
+        "market",
+        description="Aggressive orders: market order, limit at the opposite best (rests if "
+        "not filled; ABIDES noise agents), or IOC at the opposite best.",
+    )
+    inside_spread_prob: Num = Field(
+        0.15, description="Probability a passive order goes strictly inside a >1-tick spread."
+    )
+    depth_mean_ticks: Num = Field(
+        3.0, description="Mean distance in ticks behind the own-side best of passive orders."
+    )
+    depth_tail_alpha: Num = Field(
+        3.0, description="Tail exponent (> 1) of the Lomax depth law; large = geometric."
+    )
+    max_depth_ticks: IntNum = Field(100, description="Cap on the passive depth in ticks.")
+    order_lifetime_s: Num = Field(
+        0.0,
+        description="Cancel own orders older than this many seconds at the next wake; 0 = never.",
+    )
+
+
+@register_trader("noise")
+class NoiseTrader(Trader):
+    """Zero-intelligence trader: random market and limit orders around the (delayed) quotes."""
+
+    Params = NoiseParams
+    state_attrs = ("_expiry",)
+
+    def __init__(
+        self,
+        model: MarketModel,
+        account: int,
+        config: AgentConfig,
+        params: dict[str, Any],
+        slots: list[int],
+    ) -> None:
+        super().__init__(model, account, config, params, slots)
+        p = self.p
+        self.size_model = size_model_from(self)
+        self.buy_prob = check_prob(self, "buy_prob")
+        self.market_prob = check_prob(self, "market_prob")
+        self.inside_prob = check_prob(self, "inside_spread_prob")
+        self.style = str(p["aggressive_style"])
+        self.single_wake = bool(p["single_wake_per_day"])
+        mean = float(p["depth_mean_ticks"])
+        alpha = float(p["depth_tail_alpha"])
+        if mean < 0:
+            raise self.param_error("depth_mean_ticks", mean, "must be >= 0")
+        if not alpha > 1.0:
+            raise self.param_error("depth_tail_alpha", alpha, "must be > 1 (finite mean depth)")
+        self.max_depth = int(p["max_depth_ticks"])
+        if self.max_depth < 0:
+            raise self.param_error("max_depth_ticks", self.max_depth, "must be >= 0")
+        # Lomax(alpha, lam) has mean lam / (alpha - 1); draws are rounded to whole ticks.
+        self._lam = mean * (alpha - 1.0)
+        self._inv_alpha = 1.0 / alpha
+        life = float(p["order_lifetime_s"])
+        if life < 0:
+            raise self.param_error("order_lifetime_s", life, "must be >= 0 (0 = never cancel)")
+        self._life_steps = max(1, round(life / model.session.step_seconds)) if life > 0 else 0
+        #: (expiry step, slot, order id) of own orders that may still rest, oldest first.
+        self._expiry: deque[tuple[int, int, int]] = deque()
+
+    # ------------------------------------------------------------------ scheduling
+    def first_wake(self, day_start: int) -> int | None:
+        """One uniform wake-up in the session with ``single_wake_per_day``, else as the base."""
+        if self.single_wake:
+            spd = self.model.session.steps_per_day
+            return day_start + int(self.model.rng.random() * spd)
+        return super().first_wake(day_start)
+
+    def next_wake(self, step: int) -> int | None:
+        """None after the single daily wake-up, else as the base."""
+        if self.single_wake:
+            return None
+        return super().next_wake(step)
+
+    def on_day_end(self, day: int, step: int) -> None:
+        """The exchange cancelled every resting order: forget them."""
+        self._expiry.clear()
+
+    # ------------------------------------------------------------------ acting
+    def depth_ticks(self, rng: np.random.Generator) -> int:
+        """Distance behind the own-side best of a passive order, in ticks. O(1)."""
+        if self._lam <= 0.0:
+            return 0
+        k = int(self._lam * ((1.0 - rng.random()) ** -self._inv_alpha - 1.0) + 0.5)
+        return k if k < self.max_depth else self.max_depth
+
+    def act(self, step: int) -> None:
+        """Cancel stale orders, then send one random order. O(1) (+ stale cancels)."""
+        if self._expiry:
+            self._cancel_stale(step)
+        slots = self.tradable_slots()
+        if not slots:
+            return
+        rng = self.model.rng
+        slot = slots[0] if len(slots) == 1 else slots[int(rng.random() * len(slots))]
+        side = BUY if rng.random() < self.buy_prob else SELL
+        qty = self.size_model.draw(rng)
+        bb, _, ba, _ = self.quote(slot)
+        if self.market_prob > 0.0 and rng.random() < self.market_prob:
+            if self.style == "market":
+                self.market(slot, side, qty)
+                return
+            opp = ba if side == BUY else bb
+            if opp != NO_PRICE:
+                if self.style == "touch_ioc":
+                    self.ioc(slot, side, opp, qty)
+                else:
+                    self._rest(step, slot, side, opp, qty)
+                return
+            # nothing to hit on the other side: place a passive order instead
+        self._rest(step, slot, side, self._passive_price(slot, side, bb, ba, rng), qty)
+
+    def _passive_price(self, slot: int, side: int, bb: int, ba: int, rng: Any) -> int:
+        if bb != NO_PRICE and ba != NO_PRICE:
+            spread = ba - bb
+            if spread > 1 and self.inside_prob > 0.0 and rng.random() < self.inside_prob:
+                return bb + 1 + int(rng.random() * (spread - 1))
+            ref = bb if side == BUY else ba
+        else:
+            own = bb if side == BUY else ba
+            if own != NO_PRICE:
+                ref = own
+            else:
+                m = self.mid(slot)
+                if m != m:  # NaN: nothing known about the price at all
+                    return 0
+                ref = math.floor(m) if side == BUY else math.ceil(m)
+                ref -= side
+                # a passive order must not cross a quote it can see
+                if side == BUY and ba != NO_PRICE and ref >= ba:
+                    ref = ba - 1
+                elif side == SELL and bb != NO_PRICE and ref <= bb:
+                    ref = bb + 1
+        return ref - side * self.depth_ticks(rng)
+
+    def _rest(self, step: int, slot: int, side: int, price: int, qty: int) -> None:
+        if price <= 0:
+            return
+        oid = self.limit(slot, side, self.clamp_price(slot, price), qty)
+        if self._life_steps:
+            self._expiry.append((step + self._life_steps, slot, oid))
+
+    def _cancel_stale(self, step: int) -> None:
+        books = self.model.exchange.books
+        exp = self._expiry
+        while exp and exp[0][0] <= step:
+            _, slot, oid = exp.popleft()
+            book = books[slot]
+            if book is not None and book.order(oid) is not None:
+                self.cancel(slot, oid)

@@ -1,0 +1,188 @@
+"""`switching`: chartist-fundamentalist switching traders (Lux-Marchesi / Brock-Hommes flavour).
+
+Every agent is either a *chartist* or a *fundamentalist*. On each wake-up it picks one of its
+assets, observes the (delayed) mid ``m`` and the fundamental ``F`` (ticks), and:
+
+1. scores both strategies on the mid move since its previous wake-up: each strategy earns
+   ``signal * (m - m_prev)`` ticks, where ``signal`` (-1, 0, +1) is what the strategy said at
+   that previous wake-up; the scores are EWMAs with weight ``performance_alpha``;
+2. may switch, with probability ``min(1, switch_rate * exp(+-U))`` (``+U`` from fundamentalist
+   to chartist, ``-U`` back), where ``U = herding_weight * x + performance_weight * (perf_c -
+   perf_f)`` and ``x = 2 n_c / n - 1`` is the opinion index of its group (``n_c`` chartists among
+   ``n`` agents): the more agents are chartists and the better chartism did lately, the more
+   fundamentalists turn chartist, and vice versa (Lux and Marchesi 1999). Herding lets the
+   population swing between calm, fundamentalist-dominated phases and volatile chartist ones,
+   which gives volatility clustering;
+3. trades ``size_lots`` (market or at the touch): a chartist in the direction of the trend ``m -
+   EWMA(m)`` (EWMA weight ``trend_alpha`` over its wake-ups) when it exceeds
+   ``chartist_threshold_ticks``; a fundamentalist toward ``F`` when ``|F - m|`` exceeds
+   ``fundamentalist_threshold_ticks``.
+
+The group's counts live on the model (``model._switching_counts[group] = [n_c, n]``, created on
+first use) and always equal the sum of its agents' states: every switch updates them and
+:meth:`SwitchingTrader.set_state` (checkpoint restore) moves the agent's contribution, so they
+need no state of their own. Cost per wake: a few scalar float operations and 2-3 draws.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING, Any
+
+from pydantic import Field
+
+from agents.background.base import BUY, SELL, Trader, TraderParams, register_trader
+from agents.background.momentum import Aggression, send_aggressive
+from agents.background.noise import check_prob
+from marketsim.params import IntNum, Num
+
+if TYPE_CHECKING:
+    from marketsim.model import MarketModel
+    from marketsim.scenario import AgentConfig
+
+__all__ = ["SwitchingParams", "SwitchingTrader", "switching_counts"]
+
+_U_MAX = 30.0  # |U| is clipped so that exp() stays finite
+
+
+def switching_counts(model: MarketModel) -> dict[str, list[int]]:
+    """The model's ``group -> [chartists, agents]`` counts of switching traders (live object)."""
+    return vars(model).setdefault("_switching_counts", {})
+
+
+class SwitchingParams(TraderParams):
+    """Parameters of the ``switching`` trader (see the module docs)."""
+
+    wake_rate_per_hour: Num = Field(
+        60.0, description="Mean Poisson wake-ups per trading hour (used when wake_interval_s=0)."
+    )
+    chartist_prob_init: Num = Field(0.3, description="Probability of starting as a chartist.")
+    switch_rate: Num = Field(
+        0.05, description="Base switching probability per wake-up (before the exp factor)."
+    )
+    herding_weight: Num = Field(
+        1.0, description="Weight of the opinion index x = 2 n_chartists / n - 1 in U."
+    )
+    performance_weight: Num = Field(
+        0.5, description="Weight of the strategies' score difference in U, per tick."
+    )
+    performance_alpha: Num = Field(
+        0.1, description="Weight of the newest move in the strategy scores' EWMA (0..1]."
+    )
+    trend_alpha: Num = Field(
+        0.2, description="Weight of the newest mid in the chartists' trend EWMA (0..1]."
+    )
+    chartist_threshold_ticks: Num = Field(
+        0.5, description="Chartists trade when |mid - EWMA(mid)| exceeds this many ticks."
+    )
+    fundamentalist_threshold_ticks: Num = Field(
+        2.0, description="Fundamentalists trade when |fundamental - mid| exceeds this (ticks)."
+    )
+    size_lots: IntNum = Field(5, description="Lots per order.")
+    aggression: Aggression = Field(
+        "market", description="market order, or limit order at the opposite best."
+    )
+    max_position_lots: IntNum = Field(
+        0, description="Cap on |position| in lots (orders are cut to respect it); 0 = none."
+    )
+
+
+@register_trader("switching")
+class SwitchingTrader(Trader):
+    """A trader that switches between chartism and fundamentalism (see the module docs)."""
+
+    Params = SwitchingParams
+    state_attrs = ("chartist", "n_switches", "perf_chartist", "perf_fund", "_ewma", "_prev")
+
+    def __init__(
+        self,
+        model: MarketModel,
+        account: int,
+        config: AgentConfig,
+        params: dict[str, Any],
+        slots: list[int],
+    ) -> None:
+        super().__init__(model, account, config, params, slots)
+        p = self.p
+        init = check_prob(self, "chartist_prob_init")
+        self.switch_rate = check_prob(self, "switch_rate")
+        self.herding = float(p["herding_weight"])
+        self.perf_weight = float(p["performance_weight"])
+        self.perf_alpha = float(p["performance_alpha"])
+        self.trend_alpha = float(p["trend_alpha"])
+        self.c_thr = float(p["chartist_threshold_ticks"])
+        self.f_thr = float(p["fundamentalist_threshold_ticks"])
+        self.size = int(p["size_lots"])
+        self.aggression = str(p["aggression"])
+        self.max_pos = int(p["max_position_lots"])
+        for name, v in (("performance_alpha", self.perf_alpha), ("trend_alpha", self.trend_alpha)):
+            if not 0.0 < v <= 1.0:
+                raise self.param_error(name, v, "must lie in (0, 1]")
+        if self.size < 1:
+            raise self.param_error("size_lots", self.size, "must be >= 1")
+        if self.max_pos < 0:
+            raise self.param_error("max_position_lots", self.max_pos, "must be >= 0")
+        #: True while a chartist.
+        self.chartist = bool(model.rng.random() < init)
+        #: Strategy switches so far.
+        self.n_switches = 0
+        #: EWMA scores of the two strategies in ticks per wake-up.
+        self.perf_chartist = 0.0
+        self.perf_fund = 0.0
+        #: EWMA of the mid per slot (ticks).
+        self._ewma: dict[int, float] = {}
+        #: Per slot: (mid, chartist signal, fundamentalist signal) at the previous wake-up.
+        self._prev: dict[int, tuple[float, int, int]] = {}
+        counts = switching_counts(model).setdefault(self.group, [0, 0])
+        counts[0] += int(self.chartist)
+        counts[1] += 1
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        """Restore; moves this agent's contribution to the group's counts."""
+        was = self.chartist
+        super().set_state(state)
+        self.chartist = bool(self.chartist)
+        switching_counts(self.model)[self.group][0] += int(self.chartist) - int(was)
+
+    def opinion_index(self) -> float:
+        """``2 n_c / n - 1`` of its group: -1 all fundamentalists, +1 all chartists."""
+        n_c, n = switching_counts(self.model)[self.group]
+        return 2.0 * n_c / n - 1.0
+
+    def act(self, step: int) -> None:
+        """Score, maybe switch, trade. O(1)."""
+        slots = self.tradable_slots()
+        if not slots:
+            return
+        rng = self.model.rng
+        slot = slots[0] if len(slots) == 1 else slots[int(rng.random() * len(slots))]
+        m = self.mid(slot)
+        if m != m:
+            return
+        f = self.fundamental(slot)
+        prev = self._prev.get(slot)
+        if prev is not None:
+            dm = m - prev[0]
+            a = self.perf_alpha
+            self.perf_chartist += a * (prev[1] * dm - self.perf_chartist)
+            self.perf_fund += a * (prev[2] * dm - self.perf_fund)
+        u = self.herding * self.opinion_index() + self.perf_weight * (
+            self.perf_chartist - self.perf_fund
+        )
+        u = -_U_MAX if u < -_U_MAX else (_U_MAX if u > _U_MAX else u)
+        if rng.random() < self.switch_rate * math.exp(-u if self.chartist else u):
+            self.chartist = not self.chartist
+            self.n_switches += 1
+            switching_counts(self.model)[self.group][0] += 1 if self.chartist else -1
+        ew = self._ewma.get(slot, m)
+        trend = m - ew
+        self._ewma[slot] = ew + self.trend_alpha * trend
+        sig_c = (1 if trend > 0 else -1) if abs(trend) > self.c_thr else 0
+        gap = f - m
+        sig_f = (1 if gap > 0 else -1) if abs(gap) > self.f_thr and gap == gap else 0
+        self._prev[slot] = (m, sig_c, sig_f)
+        sig = sig_c if self.chartist else sig_f
+        if sig:
+            send_aggressive(
+                self, slot, BUY if sig > 0 else SELL, self.size, self.aggression, self.max_pos
+            )
