@@ -66,6 +66,9 @@ RUN_FILES = ("summary.json", "scenario.toml")
 COMMANDS: dict[str, str] = {
     "run": "marketsim.cli:add_run_parser",
     "schema": "marketsim.cli:add_schema_parser",
+    "sweep": "marketsim.sweep_cli:add_parser",
+    "monitor": "marketsim.monitor_cli:add_parser",
+    "train": "agents.rl.cli:add_parser",
 }
 
 

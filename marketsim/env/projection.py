@@ -8,6 +8,11 @@ The feasible set for ``A`` asset slots plus cash (vector ``w`` of length ``A + 1
 * gross leverage: ``sum_i |w_i| <= L`` over assets;
 * sector caps: ``sum_{i in s} |w_i| <= c_s`` for each sector ``s``.
 
+With shorting allowed the action's cash entry is ignored: the asset weights are projected onto
+the box, leverage and sector sets and cash is ``1 - sum(w_i)`` (so any long/short target with
+``sum |w_i| <= L`` is reachable from the action box). Long-only, all ``A + 1`` entries are
+projected, budget included.
+
 Each set is convex, so Dykstra's alternating projection algorithm converges to the Euclidean
 projection onto their intersection (Boyle & Dykstra 1986). Every single-set projection is
 closed-form (box clip, hyperplane shift, L1-ball projection of Duchi et al. 2008). Runtime:
@@ -71,23 +76,31 @@ def _project_set(k, x, lo, hi, lev, sector_of, caps, n_sectors):
 
 
 @njit(cache=True)
-def project(raw, lo, hi, lev, sector_of, caps, n_sectors, iters, tol):
-    """Dykstra projection of ``raw`` (length A + 1) onto the feasible set (module docstring)."""
+def project(raw, lo, hi, lev, sector_of, caps, n_sectors, iters, tol, budget):
+    """Dykstra projection of ``raw`` (length A + 1) onto the feasible set (module docstring).
+
+    With ``budget`` False (shorting allowed) only the asset weights are projected (box,
+    leverage, sectors) and cash takes the remainder ``1 - sum(w)``.
+    """
     n = raw.shape[0]
     n_sets = 3 + n_sectors
     x = raw.astype(np.float64).copy()
     incr = np.zeros((n_sets, n))
+    first = 0 if budget else 1
     for _ in range(iters):
         prev = x.copy()
-        for k in range(n_sets):
+        for k in range(first, n_sets):
             y = x + incr[k]
             p = _project_set(k, y, lo, hi, lev, sector_of, caps, n_sectors)
             incr[k] = y - p
             x = p
         if np.abs(x - prev).max() < tol:
             break
-    # exact finish: the last set applied may leave a tiny budget error; fix it on cash
-    x[n - 1] += 1.0 - x.sum()
+    if budget:
+        # exact finish: the last set applied may leave a tiny budget error; fix it on cash
+        x[n - 1] += 1.0 - x.sum()
+    else:
+        x[n - 1] = 1.0 - x[: n - 1].sum()
     return x
 
 
@@ -153,7 +166,7 @@ class WeightProjector:
         lo, hi = self.bounds(mask)
         return project(
             np.asarray(raw, np.float64), lo, hi, self.leverage, self.sector_of, self.caps,
-            self.caps.shape[0], 500, 1e-10,
+            self.caps.shape[0], 500, 1e-10, not self.allow_short,
         )  # fmt: skip
 
     def feasible(self, w: np.ndarray, mask: np.ndarray, tol: float = 1e-6) -> bool:
