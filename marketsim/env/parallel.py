@@ -55,7 +55,8 @@ class _AgentSpec:
         self.interval = group.decision_interval_steps
         self.params = params
         self.reward_name = group.reward
-        self.n_exo = len(params.exogenous)
+        # at least one column: zero-size Boxes break common RL libraries (SB3's predict)
+        self.n_exo = max(1, len(params.exogenous))
         self.A = max_assets
 
 

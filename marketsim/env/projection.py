@@ -76,6 +76,60 @@ def _project_set(k, x, lo, hi, lev, sector_of, caps, n_sectors):
 
 
 @njit(cache=True)
+def _capped_simplex(v, lo, hi):
+    """Exact projection onto {sum x = 1, lo <= x <= hi}: x = clip(v - tau, lo, hi), with tau
+    found by bisection (sum is monotone in tau). O(n * 100)."""
+    a = (v - hi).min() - 1.0
+    b = (v - lo).max() + 1.0
+    for _ in range(100):
+        tau = 0.5 * (a + b)
+        if np.minimum(np.maximum(v - tau, lo), hi).sum() > 1.0:
+            a = tau
+        else:
+            b = tau
+    return np.minimum(np.maximum(v - 0.5 * (a + b), lo), hi)
+
+
+@njit(cache=True)
+def _capped_l1(v, u, radius):
+    """Exact projection onto {|x_i| <= u_i, sum |x_i| <= radius}:
+    x = sign(v) clip(|v| - theta, 0, u) with the smallest theta >= 0 that fits. O(n * 100)."""
+    a_v = np.abs(v)
+    x = np.minimum(a_v, u)
+    if x.sum() <= radius:
+        return np.sign(v) * x
+    lo_t, hi_t = 0.0, a_v.max()
+    for _ in range(100):
+        th = 0.5 * (lo_t + hi_t)
+        if np.minimum(np.maximum(a_v - th, 0.0), u).sum() > radius:
+            lo_t = th
+        else:
+            hi_t = th
+    return np.sign(v) * np.minimum(np.maximum(a_v - hi_t, 0.0), u)
+
+
+@njit(cache=True)
+def _violation(x, lo, hi, lev, sector_of, caps, n_sectors, budget):
+    """Largest constraint violation of ``x`` (0 when feasible)."""
+    n = x.shape[0]
+    A = n - 1
+    v = 0.0
+    if budget:
+        v = abs(x.sum() - 1.0)
+    for i in range(n):
+        if budget or i < A:
+            v = max(v, lo[i] - x[i], x[i] - hi[i])
+    v = max(v, np.abs(x[:A]).sum() - lev)
+    for s in range(n_sectors):
+        tot = 0.0
+        for i in range(A):
+            if sector_of[i] == s:
+                tot += abs(x[i])
+        v = max(v, tot - caps[s])
+    return v
+
+
+@njit(cache=True)
 def project(raw, lo, hi, lev, sector_of, caps, n_sectors, iters, tol, budget):
     """Dykstra projection of ``raw`` (length A + 1) onto the feasible set (module docstring).
 
@@ -89,13 +143,23 @@ def project(raw, lo, hi, lev, sector_of, caps, n_sectors, iters, tol, budget):
     first = 0 if budget else 1
     for _ in range(iters):
         prev = x.copy()
+        prev_incr = incr.copy()
         for k in range(first, n_sets):
             y = x + incr[k]
             p = _project_set(k, y, lo, hi, lev, sector_of, caps, n_sectors)
             incr[k] = y - p
             x = p
-        if np.abs(x - prev).max() < tol:
+        # converged only when neither x nor the correction terms move (x alone can stand
+        # still for a sweep while the corrections are still changing)
+        if np.abs(x - prev).max() < tol and np.abs(incr - prev_incr).max() < tol:
             break
+    # Dykstra can stop on a slow sweep before every set holds: finish with plain alternating
+    # projections (they converge into the intersection; from here they move x very little).
+    for _ in range(10 * iters):
+        if _violation(x, lo, hi, lev, sector_of, caps, n_sectors, budget) <= 1e-9:
+            break
+        for k in range(first, n_sets):
+            x = _project_set(k, x, lo, hi, lev, sector_of, caps, n_sectors)
     if budget:
         # exact finish: the last set applied may leave a tiny budget error; fix it on cash
         x[n - 1] += 1.0 - x.sum()
@@ -162,12 +226,30 @@ class WeightProjector:
         return lo, hi
 
     def __call__(self, raw: np.ndarray, mask: np.ndarray) -> np.ndarray:
-        """Project a raw action (A + 1,) onto the feasible set for the live ``mask``."""
+        """Project a raw action (A + 1,) onto the feasible set for the live ``mask``.
+
+        Dead slots are fixed at 0 and left out of the iteration (they only slow it down).
+        """
         lo, hi = self.bounds(mask)
-        return project(
-            np.asarray(raw, np.float64), lo, hi, self.leverage, self.sector_of, self.caps,
-            self.caps.shape[0], 500, 1e-10, not self.allow_short,
+        raw = np.asarray(raw, np.float64)
+        keep = np.flatnonzero(np.append(mask > 0, True))
+        if self.caps.shape[0] == 0:  # exact closed forms (no sector caps)
+            out = np.zeros(self.A + 1)
+            if self.allow_short:
+                assets = keep[:-1]
+                w = _capped_l1(raw[assets], hi[assets], self.leverage)
+                out[assets] = w
+                out[self.A] = 1.0 - w.sum()
+            else:  # long-only: leverage <= 1 holds on the budget simplex
+                out[keep] = _capped_simplex(raw[keep], lo[keep], hi[keep])
+            return out
+        sub = project(
+            raw[keep], lo[keep], hi[keep], self.leverage, self.sector_of[keep[:-1]], self.caps,
+            self.caps.shape[0], 1000, 1e-10, not self.allow_short,
         )  # fmt: skip
+        out = np.zeros(self.A + 1)
+        out[keep] = sub
+        return out
 
     def feasible(self, w: np.ndarray, mask: np.ndarray, tol: float = 1e-6) -> bool:
         """Whether ``w`` satisfies every constraint within ``tol``."""

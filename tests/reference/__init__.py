@@ -1,0 +1,1 @@
+"""Slow, obviously-right reference implementations that the fast code is tested against."""
