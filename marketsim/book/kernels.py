@@ -28,8 +28,18 @@ from __future__ import annotations
 from typing import NamedTuple
 
 import numpy as np
+from numba import config as _numba_config
 from numba import njit
 from numba.cpython.unsafe.numbers import leading_zeros, trailing_zeros
+
+if _numba_config.DISABLE_JIT:  # pure-Python stand-ins so tests can run without the JIT
+
+    def trailing_zeros(m):  # noqa: F811
+        m = int(m)
+        return (m & -m).bit_length() - 1
+
+    def leading_zeros(m):  # noqa: F811
+        return 64 - int(m).bit_length()
 
 from marketsim.book.constants import (
     BUY,
@@ -137,7 +147,7 @@ def new_state(capacity: int, max_price_ticks: int) -> BookState:
 
 @njit(cache=True, inline="always")
 def _hash(key, bits):
-    return np.int64((np.uint64(key) * _FIB) >> np.uint64(64 - bits))
+    return np.int64((np.uint64(np.int64(key)) * _FIB) >> np.uint64(64 - bits))
 
 
 @njit(cache=True, inline="always")
