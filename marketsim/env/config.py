@@ -32,6 +32,9 @@ class RLParams(BaseModel):
     reward_params: dict[str, float] = Field(
         default_factory=dict, description="Keyword arguments of the reward (e.g. lam, eta)."
     )
+    reward_scale: float = Field(
+        1.0, gt=0, description="Multiplier of the reward (log returns per step are ~1e-4)."
+    )
     reward_filter: Literal["none", "trading_only", "valid_only"] = Field(
         "none",
         description="trading_only: zero reward on steps where the agent did not trade; "
@@ -41,7 +44,8 @@ class RLParams(BaseModel):
         default_factory=list, description="Plug-in features to observe per asset."
     )
     fundamental_noise: float = Field(
-        0.0, ge=0, description="Std of the noise on the observed fundamental (log units)."
+        0.0, ge=0, description="Std of the noise on the observed fundamental (log units); the "
+        "feature is 100 * (log(fundamental / mid) + noise), in percent."
     )
     signal_lead_steps: int = Field(
         0,

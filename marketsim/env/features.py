@@ -14,13 +14,14 @@ import numpy as np
 from marketsim.book import NO_PRICE
 
 #: Names of the per-asset features, in column order.
+# Scaled so that typical values are O(0.1-10) for neural networks.
 MARKET_FEATURES = (
-    "log_return",  # log(mid_t / mid_{t-1}) since the previous decision
+    "log_return_bps",  # 1e4 * log(mid_t / mid_{t-1}) since the previous decision
     "spread_bps_100",  # (ask - bid) / mid * 1e4 / 100
     "depth_imbalance",  # (bid_qty - ask_qty) / (bid_qty + ask_qty)
     "signed_volume",  # aggressor-signed lots since the previous decision / volume scale
-    "realised_vol",  # rolling std of log_return over the window, * 100
-    "log_mid_rel",  # log(mid_t / mid at episode start)
+    "realised_vol_bps",  # rolling std of log_return_bps over the vol window
+    "log_mid_rel_pct",  # 100 * log(mid_t / mid at episode start)
     "trades_log1p",  # log1p(number of trades since the previous decision)
     "position_weight",  # the agent's position value / its equity (filled per agent)
 )
@@ -85,13 +86,13 @@ class MarketFeatures:
                 row[s, 2] = (bq - aq) / (bq + aq)
             pm = self.prev_mid[s]
             if math.isfinite(pm) and pm > 0 and m > 0:
-                r = math.log(m / pm)
+                r = 1e4 * math.log(m / pm)
                 row[s, 0] = r
                 self._rets[k, s] = r
             if not math.isfinite(self.first_mid[s]):
                 self.first_mid[s] = m
             if m > 0 and self.first_mid[s] > 0:
-                row[s, 5] = math.log(m / self.first_mid[s])
+                row[s, 5] = 100.0 * math.log(m / self.first_mid[s])
             sv = int(ex.signed_volume[s])
             row[s, 3] = (sv - self.prev_signed[s]) / self.volume_scale
             self.prev_signed[s] = sv
@@ -102,7 +103,7 @@ class MarketFeatures:
         self._k += 1
         n = min(self._k, self.vol_window)
         if n > 1:
-            row[:, 4] = self._rets[:n].std(axis=0) * 100.0
+            row[:, 4] = self._rets[:n].std(axis=0)
         return row
 
     def get_state(self) -> dict:

@@ -310,8 +310,9 @@ class MarketParallelEnv(ParallelEnv):
             f = values[slot] / m._tick[slot]
             if f > 0 and marks[slot] > 0:
                 noise = s.params.fundamental_noise
-                out[slot] = math.log(f / marks[slot]) + (
-                    self.rng.normal(0.0, noise) if noise > 0 else 0.0
+                # percent units: 100 * (log(f / mid) + noise)
+                out[slot] = 100.0 * (
+                    math.log(f / marks[slot]) + (self.rng.normal(0.0, noise) if noise > 0 else 0.0)
                 )
         return out
 
@@ -364,7 +365,7 @@ class MarketParallelEnv(ParallelEnv):
                 traded_lots=lots,
                 shortfall=shortfall,
             )
-            r = float(self.rewards[n](ctx))
+            r = float(self.rewards[n](ctx)) * self.specs[n].params.reward_scale
             flt = self.specs[n].params.reward_filter
             if flt == "trading_only" and lots == 0:
                 r = 0.0
