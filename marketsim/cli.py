@@ -69,6 +69,9 @@ COMMANDS: dict[str, str] = {
     "sweep": "marketsim.sweep_cli:add_parser",
     "monitor": "marketsim.monitor_cli:add_parser",
     "train": "agents.rl.cli:add_parser",
+    "data": "marketsim.data:add_data_parser",
+    "report": "marketsim.report_cli:add_report_parser",
+    "impact": "marketsim.report_cli:add_impact_parser",
 }
 
 

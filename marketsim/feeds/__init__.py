@@ -6,6 +6,7 @@ Importing this package registers the built-in kinds (``"mean_reverting"``, ``"gb
 """
 
 from marketsim.feeds.base import FEED_TYPES, Feed, make_feed, register_feed
+from marketsim.feeds.plugins import load_entry_point_feeds
 from marketsim.feeds.fundamental import (
     SECONDS_PER_DAY,
     SECONDS_PER_YEAR,
@@ -24,6 +25,7 @@ __all__ = [
     "GBMFundamental",
     "MeanRevertingFundamental",
     "RegimeSwitchingFundamental",
+    "load_entry_point_feeds",
     "make_feed",
     "register_feed",
     "sector_correlation",

@@ -247,6 +247,11 @@ def make_feed(kind: str, **kwargs: Any) -> Feed:
             constructor rejected an argument.
     """
     cls = FEED_TYPES.get(kind)
+    if cls is None:  # not registered yet: try the built-in optional modules and plug-ins
+        from marketsim.feeds.plugins import load_entry_point_feeds
+
+        load_entry_point_feeds(kind)
+        cls = FEED_TYPES.get(kind)
     if cls is None:
         known = ", ".join(sorted(FEED_TYPES)) or "(none registered)"
         raise ConfigError(f"unknown feed kind {kind!r}; known kinds: {known}")
