@@ -6,7 +6,6 @@ Importing this package registers the built-in kinds (``"mean_reverting"``, ``"gb
 """
 
 from marketsim.feeds.base import FEED_TYPES, Feed, make_feed, register_feed
-from marketsim.feeds.plugins import load_entry_point_feeds
 from marketsim.feeds.fundamental import (
     SECONDS_PER_DAY,
     SECONDS_PER_YEAR,
@@ -16,6 +15,7 @@ from marketsim.feeds.fundamental import (
     sector_correlation,
     validate_correlation,
 )
+from marketsim.feeds.plugins import load_entry_point_feeds
 
 __all__ = [
     "FEED_TYPES",
