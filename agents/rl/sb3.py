@@ -40,6 +40,7 @@ class SB3Config:
     algo: str = "ppo"  #: one of SB3_ALGOS
     learning_rate: float = 3e-4  #: optimiser step size
     gamma: float = 0.99  #: discount
+    gae_lambda: float = 0.95  #: PPO/A2C GAE lambda
     n_steps: int = 512  #: PPO/A2C rollout length per update
     batch_size: int = 128  #: minibatch (PPO, off-policy algos)
     n_epochs: int = 5  #: PPO epochs per rollout
@@ -50,6 +51,7 @@ class SB3Config:
     encoder: str = "mlp"  #: per-asset encoder: mlp | conv1d | gru
     aggregator: str = "attention"  #: cross-asset aggregator: attention | sector | none
     net_arch: list[int] = field(default_factory=lambda: [64, 64])  #: head MLP sizes
+    log_std_init: float = -1.0  #: PPO/A2C initial log std (std 0.37: actions rarely clip)
     device: str = "auto"  #: "auto" (CUDA when present), "cpu" or "cuda"
     env_kwargs: dict[str, Any] = field(default_factory=dict)  #: MarketEnv options
     overrides: list[str] = field(default_factory=list)  #: scenario key=value overrides
@@ -100,13 +102,17 @@ def build_model(env: MarketEnv, cfg: SB3Config, seed: int, tensorboard_log: str 
         "tensorboard_log": tensorboard_log,
         "verbose": 0,
     }
+    if cfg.algo in ("ppo", "a2c") and isinstance(env.action_space, spaces.Box):
+        policy_kwargs["log_std_init"] = cfg.log_std_init
     if cfg.algo == "ppo":
         return sb3.PPO(
             n_steps=cfg.n_steps, batch_size=cfg.batch_size, n_epochs=cfg.n_epochs,
-            ent_coef=cfg.ent_coef, **common,
+            ent_coef=cfg.ent_coef, gae_lambda=cfg.gae_lambda, **common,
         )  # fmt: skip
     if cfg.algo == "a2c":
-        return sb3.A2C(n_steps=min(cfg.n_steps, 32), ent_coef=cfg.ent_coef, **common)
+        return sb3.A2C(
+            n_steps=min(cfg.n_steps, 32), ent_coef=cfg.ent_coef, gae_lambda=cfg.gae_lambda, **common
+        )
     off = {
         "buffer_size": cfg.buffer_size,
         "learning_starts": cfg.learning_starts,
@@ -167,12 +173,15 @@ def train_sb3(
     out_dir: str | Path | None = None,
     log_fn: Callable[[dict], None] | None = None,
     progress: bool = False,
+    time_budget_s: float | None = None,
 ) -> tuple[SB3Policy, list[dict]]:
     """Train one SB3 algorithm; return the policy and the metrics history.
 
     Metrics (``rollout/ep_rew_mean``, ``losses/*``, ``time/fps``) are written as CSV (and
     TensorBoard when ``out_dir`` is given and tensorboard is installed). Deterministic for a
-    fixed seed with one torch thread.
+    fixed seed with one torch thread. With ``time_budget_s`` training stops at the first env
+    step after that many wall-clock seconds (then the run is no longer reproducible step for
+    step); ``meta["trained_steps"]`` and ``meta["train_seconds"]`` say what was done.
     """
     from stable_baselines3.common.callbacks import BaseCallback
     from stable_baselines3.common.logger import configure
@@ -220,14 +229,23 @@ def train_sb3(
                 if log_fn is not None:
                     log_fn(row)
                 self.ep_return = 0.0
+            if time_budget_s is not None and time.perf_counter() - self.t0 >= time_budget_s:
+                return False
             return True
 
         def _on_training_end(self) -> None:
             if self.bar is not None:
                 self.bar.close()
 
+    t0 = time.perf_counter()
     model.learn(total_timesteps=int(total_steps), callback=_Cb())
-    policy = SB3Policy(model, cfg, scenario, {"seed": seed, "total_steps": int(total_steps)})
+    meta = {
+        "seed": seed,
+        "total_steps": int(total_steps),
+        "trained_steps": int(model.num_timesteps),
+        "train_seconds": round(time.perf_counter() - t0, 3),
+    }
+    policy = SB3Policy(model, cfg, scenario, meta)
     if out_dir is not None:
         policy.save(out_dir)
         with open(Path(out_dir) / "episodes.csv", "w", newline="") as fh:
