@@ -42,6 +42,14 @@ _CHECK_MESSAGES = {
     9: "an order rests on the wrong side of the book",
 }
 
+# Shared read-only empty results (nothing in them can be mutated; saves an allocation per call).
+_NO_FILLS = np.zeros(0, dtype=FILL_DTYPE)
+_NO_REJECTS = np.zeros(0, dtype=REJECT_DTYPE)
+_NO_RAW_FILLS = np.zeros((0, N_FILL_FIELDS), dtype=np.int64)
+_NO_RAW_REJECTS = np.zeros((0, 2), dtype=np.int64)
+for _a in (_NO_FILLS, _NO_REJECTS, _NO_RAW_FILLS, _NO_RAW_REJECTS):
+    _a.setflags(write=False)
+
 #: Largest ladder the wrapper accepts (2**26 ticks = 2 GiB of ladder would be absurd already).
 MAX_LADDER_TICKS = 1 << 26
 
@@ -149,8 +157,13 @@ class OrderBook:
             )
         if orders.ndim != 1:
             raise ConfigError(f"orders must be 1-D, got shape {orders.shape}")
-        fills, rejects = self.process_raw(as_raw(orders))
-        return as_records(fills, FILL_DTYPE), as_records(rejects, REJECT_DTYPE)
+        n = orders.shape[0]
+        raw = orders.view(np.int64).reshape(n, 6) if orders.flags.c_contiguous else as_raw(orders)
+        fills, rejects = self.process_raw(raw)
+        return (
+            as_records(fills, FILL_DTYPE) if fills.shape[0] else _NO_FILLS,
+            as_records(rejects, REJECT_DTYPE) if rejects.shape[0] else _NO_REJECTS,
+        )
 
     def process_raw(self, orders: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """:meth:`process` on int64 views: ``orders`` is ``(n, 6)`` int64 (``O_*`` columns).
@@ -174,7 +187,12 @@ class OrderBook:
             if i >= n:
                 break
             self._make_room(int(orders[i, O_KIND]))
-        return self._fills[: s.meta[K.M_NFILLS]].copy(), self._rejects[: s.meta[K.M_NREJ]].copy()
+        nf = s.meta[K.M_NFILLS]
+        nr = s.meta[K.M_NREJ]
+        return (
+            self._fills[:nf].copy() if nf else _NO_RAW_FILLS,
+            self._rejects[:nr].copy() if nr else _NO_RAW_REJECTS,
+        )
 
     # ------------------------------------------------------------------ single orders
     def _one(self, kind: int, side: int, price: int, qty: int, order_id: int, owner: int) -> int:
