@@ -52,6 +52,7 @@ from agents.rl.common import (
     spaces_from_meta,
     spaces_meta,
 )
+from agents.rl.distributions import SquashedDiagGaussian
 from agents.rl.rollout import EnvFn, EnvPool, episode_metrics
 from marketsim.errors import ConfigError
 
@@ -95,6 +96,10 @@ class MAPPOConfig:
     """Clip the value update around the old value (in normalised units)."""
     ent_coef: float = 0.01
     """Entropy bonus coefficient."""
+    squash_mean_reg: float = 0.0
+    """Penalty on the squared pre-tanh mean of squashed-Gaussian policies. Where tanh saturates,
+    the env action no longer depends on the mean, so PPO noise can walk it off unchecked (and
+    exploration dies); this gives it a pull back toward the unsaturated range."""
     vf_coef: float = 1.0
     """Value loss coefficient."""
     max_grad_norm: float = 10.0
@@ -103,6 +108,10 @@ class MAPPOConfig:
     """Normalise value targets with running mean/std (critic predicts normalised values)."""
     norm_adv: bool = True
     """Normalise advantages per minibatch."""
+    bootstrap_truncation: bool = True
+    """At a time-limit truncation add ``gamma * V(final obs)`` to the reward (the correct
+    infinite-horizon target). False treats the time limit as terminal, as the MAPPO reference
+    code does for MPE (finite-horizon values, lower-variance targets)."""
     net: NetConfig = field(default_factory=NetConfig)
     """Network sizes and market-encoder options."""
 
@@ -376,7 +385,7 @@ class _Trainer:
                 rew = np.stack([step.rewards[a] for a in g], axis=1)
                 trunc = np.stack([step.truncated[a] for a in g], axis=1)
                 term = np.stack([step.terminated[a] for a in g], axis=1)
-                if trunc.any():  # bootstrap from the final observation of a cut episode
+                if cfg.bootstrap_truncation and trunc.any():  # bootstrap a cut episode
                     v_final = self.values(
                         gi, self.critic_input(gi, step.final_obs, step.final_state)
                     )
@@ -461,6 +470,8 @@ class _Trainer:
                     v_loss = 0.5 * v_loss.mean()
                     ent = dist.entropy().mean()
                     loss = loss + pg + cfg.vf_coef * v_loss - cfg.ent_coef * ent
+                    if cfg.squash_mean_reg and isinstance(dist, SquashedDiagGaussian):
+                        loss = loss + cfg.squash_mean_reg * dist.mode().pow(2).mean()
                     with torch.no_grad():
                         stats["policy_loss"].append(float(pg.detach()))
                         stats["value_loss"].append(float(v_loss.detach()))
