@@ -130,7 +130,10 @@ class MarketModel(mesa.Model):
                 full = np.eye(self.max_assets)
                 full[: corr.shape[0], : corr.shape[0]] = corr
                 corr = full
-        self.feed = make_feed(fc.kind, max_assets=self.max_assets, correlation=corr, **fc.params)
+        extra = {} if corr is None else {"correlation": corr}
+        if fc.kind == "historical" and "tickers" not in fc.params:
+            extra["tickers"] = []  # slots are mapped to the data's tickers by symbol in add_asset
+        self.feed = make_feed(fc.kind, max_assets=self.max_assets, **extra, **fc.params)
         self.extra_feeds: list[Any] = []
         # recorder
         self.out_dir = None if out_dir is None else Path(out_dir)
@@ -308,7 +311,12 @@ class MarketModel(mesa.Model):
             self.ledger.set_position_limit(slot, pos_limit)
         self.sectors[slot] = a.sector
         self._tick[slot] = a.tick_size
-        self.feed.add_asset(slot, a.initial_price)
+        # replayed feeds map slots to the data's tickers by symbol
+        if self.scenario.fundamental.kind == "historical":
+            if not np.isfinite(self.feed.values()[slot]):  # not already mapped by `tickers`
+                self.feed.add_asset(slot, a.initial_price, ticker=symbol)
+        else:
+            self.feed.add_asset(slot, a.initial_price)
         self._ring[:, slot, :] = NO_PRICE
         if self.recorder is not None:
             self.flush_records()

@@ -75,7 +75,7 @@ logger = logging.getLogger(__name__)
 AGENT_PARAMS: dict[str, type[BaseModel]] = {}
 
 #: Known ``[fundamental].kind`` values.
-FUNDAMENTAL_KINDS: tuple[str, ...] = ("mean_reverting", "gbm", "regime_switching")
+FUNDAMENTAL_KINDS: tuple[str, ...] = ("mean_reverting", "gbm", "regime_switching", "historical")
 
 _agent_types_loaded = False
 

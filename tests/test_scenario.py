@@ -360,7 +360,7 @@ def test_fundamental_rules():
 
     assert lines_for({"kind": "brownian"}) == [
         '  fundamental.kind = "brownian": unknown kind; known kinds: mean_reverting, gbm, '
-        "regime_switching"
+        "regime_switching, historical"
     ]
     assert lines_for({"correlation": [[1.0, 0.5]]}) == [
         "  fundamental.correlation = [[1.0, 0.5]]: must be 2 x 2 (one row per asset), got "

@@ -513,6 +513,8 @@ class MarketParallelEnv(ParallelEnv):
     def state(self) -> np.ndarray:
         """Global state for centralised critics: the market feature row and every agent's
         portfolio vector, flattened (fixed size)."""
+        if self.model is None:
+            raise ConfigError("state() is defined after reset(): call reset() first")
         marks = self._marks()
         parts = [self.features.row.ravel()]
         for n in self.possible_agents:
