@@ -5,6 +5,7 @@
 all advance in ONE parallel numba call per step. See :mod:`marketsim.vector.vec_env`.
 """
 
+from marketsim.vector.parallel import MarketVecParallelEnv
 from marketsim.vector.vec_env import MarketParams, MarketVecEnv, VecConfig
 
-__all__ = ["MarketParams", "MarketVecEnv", "VecConfig"]
+__all__ = ["MarketParams", "MarketVecEnv", "MarketVecParallelEnv", "VecConfig"]
