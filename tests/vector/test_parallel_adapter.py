@@ -27,7 +27,9 @@ def test_same_seed_same_episode_and_agents_compete_in_one_book():
         return out
 
     a, b = roll(3), roll(3)
-    assert len(a) == 30 and all(np.array_equal(x[0], y[0]) and x[1] == y[1] for x, y in zip(a, b))
+    assert len(a) == 30 and all(
+        np.array_equal(x[0], y[0]) and x[1] == y[1] for x, y in zip(a, b, strict=True)
+    )
 
 
 def test_ippo_and_mappo_train_on_the_vector_engine():
