@@ -188,6 +188,9 @@ class MarketModel(mesa.Model):
         self.liquidations = 0
         self._day_started = -1
         self._type_code_cache = np.zeros(0, np.int64)
+        from marketsim.replay import attach_replays  # the scenario's [replay] table, if any
+
+        attach_replays(self)
 
     # ------------------------------------------------------------------ construction
     @classmethod

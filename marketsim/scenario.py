@@ -403,6 +403,33 @@ class RLAgentConfig(_AccountConfig):
         return [f"{self.name}_{i}" for i in range(self.count)]
 
 
+class OrderFlowReplayConfig(_Config):
+    """``[replay.orderflow]``: LOBSTER messages replayed into one asset's book
+    (see :mod:`marketsim.replay`)."""
+
+    path: str = Field(min_length=1, description="LOBSTER message file (relative to the cwd).")
+    asset: str = Field(min_length=1, description="Scenario asset the messages are for.")
+    step_seconds: float | None = Field(
+        None, gt=0, description="Seconds per model step; default simulation.step_seconds."
+    )
+    executions: Literal["marketable", "reduce"] = Field(
+        "marketable", description="Executions as IOCs that trade (marketable) or as reductions."
+    )
+    start_s: float | None = Field(
+        None, ge=0, description="Seconds after midnight of model step 0; default the open."
+    )
+    cash: float = Field(1e9, ge=0, description="Cash endowment of each replay account.")
+    shares: int = Field(10_000_000, ge=0, description="Lots endowed to each replay account.")
+
+
+class ReplayConfig(_Config):
+    """``[replay]``: exogenous order flow sent into the books (optional table)."""
+
+    orderflow: OrderFlowReplayConfig | None = Field(
+        None, description="LOBSTER order-flow replay into one asset's book."
+    )
+
+
 class Scenario(_Config):
     """A validated scenario. Build it with :func:`load_scenario`. Immutable.
 
@@ -418,6 +445,9 @@ class Scenario(_Config):
     )
     agents: list[AgentConfig] = Field(default_factory=list, description="Scripted agent groups.")
     rl_agents: list[RLAgentConfig] = Field(default_factory=list, description="RL agent groups.")
+    replay: ReplayConfig | None = Field(
+        None, description="Optional order-flow replay (see marketsim.replay)."
+    )
 
     @model_validator(mode="after")
     def _cross_check(self) -> Scenario:
@@ -552,7 +582,10 @@ class Scenario(_Config):
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-able dict of the full validated content (defaults filled in). O(size)."""
-        return self.model_dump(mode="json")
+        d = self.model_dump(mode="json")
+        if d.get("replay") is None:  # absent table: keep the hashes of existing scenarios
+            d.pop("replay", None)
+        return d
 
     def hash(self) -> str:
         """First 16 hex digits of the sha256 of the canonical JSON of :meth:`to_dict`. O(size).

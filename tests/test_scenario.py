@@ -467,7 +467,7 @@ def test_overrides_by_name_symbol_and_value_types():
         (
             "simulaton.seed=7",
             "override 'simulaton.seed=7': unknown key 'simulaton'; valid keys at the top level: "
-            "agents, assets, exchange, fundamental, rl_agents, simulation",
+            "agents, assets, exchange, fundamental, replay, rl_agents, simulation",
         ),
         (
             "agents.0.params.rate=1",
@@ -582,6 +582,7 @@ def test_json_schema_lists_agent_params():
         "fundamental",
         "agents",
         "rl_agents",
+        "replay",
     }
     agent = schema["$defs"]["AgentConfig"]
     assert {"dummy_mm", "dummy_noise"} <= set(agent["properties"]["type"]["enum"])

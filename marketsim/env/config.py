@@ -44,14 +44,29 @@ class RLParams(BaseModel):
         default_factory=list, description="Plug-in features to observe per asset."
     )
     fundamental_noise: float = Field(
-        0.0, ge=0, description="Std of the noise on the observed fundamental (log units); the "
-        "feature is 100 * (log(fundamental / mid) + noise), in percent."
+        0.0,
+        ge=0,
+        description="Std of the noise on the observed fundamental (log units); the "
+        "feature is 100 * (log(fundamental / mid) + noise), in percent.",
     )
     signal_lead_steps: int = Field(
         0,
         ge=0,
         description="The observed fundamental is the value this many steps ahead "
         "(an early signal; 0 = current value). Requires a feed that can look ahead.",
+    )
+    observation_source: Literal["live", "window_replay"] = Field(
+        "live",
+        description="live: 'market' is the window of live book features (F = 8); "
+        "window_replay: 'market' is served from the prepared .npy windows (F = number of "
+        "prepared fields) at the historical fundamental's current bar; orders still go "
+        "through the book. Requires fundamental.kind = 'historical'.",
+    )
+    window_replay_dir: str = Field(
+        "", description="Prepared directory for window_replay ('' = the fundamental's path)."
+    )
+    window_replay_fields: list[str] = Field(
+        default_factory=list, description="Prepared fields served, in order ([] = all)."
     )
 
 

@@ -39,6 +39,7 @@ from marketsim.env.rewards import RewardContext, make_reward
 from marketsim.errors import ConfigError, StateError
 from marketsim.ledger import CASH_SCALE
 from marketsim.model import MarketModel
+from marketsim.replay import attach_replays
 from marketsim.scenario import Scenario, load_scenario
 
 CHECKPOINT_KIND = "marketsim.MarketParallelEnv"
@@ -127,6 +128,11 @@ class MarketParallelEnv(ParallelEnv):
         self.max_steps = limit if max_steps is None else min(int(max_steps), limit)
         if self.max_steps < 1:
             raise ConfigError(f"max_steps = {max_steps}: must be >= 1")
+        self._wreplay = {
+            n: self._make_window_replay(s) for n, s in self.specs.items()
+            if s.params.observation_source == "window_replay"
+        }  # fmt: skip
+        self._wcache: dict[str, tuple[int, np.ndarray]] = {}  # agent -> (bar, market window)
         sectors = sorted({a.sector for a in sc.assets})
         self._sector_ids = {s: i for i, s in enumerate(sectors)}
         self._dict_spaces = {n: self._make_obs_space(s) for n, s in self.specs.items()}
@@ -147,12 +153,47 @@ class MarketParallelEnv(ParallelEnv):
         self.n_steps = 0
 
     # ------------------------------------------------------------------ spaces
+    def _make_window_replay(self, s: _AgentSpec):
+        """WindowReplay of a ``window_replay`` agent (slot i = scenario asset i), validated."""
+        from marketsim.data.windows import WindowReplay
+
+        fc = self.scenario.fundamental
+        key = f"rl_agents[{s.group.name}].params"
+        if fc.kind != "historical" or "path" not in fc.params:
+            raise ConfigError(
+                f"{key}.observation_source = 'window_replay' needs fundamental.kind = "
+                f"'historical' with params.path (got kind {fc.kind!r}), so that execution "
+                "follows the same data"
+            )
+        fpath = str(fc.params["path"])
+        wdir = s.params.window_replay_dir or fpath
+        if Path(wdir).resolve() != Path(fpath).resolve():
+            raise ConfigError(
+                f"{key}.window_replay_dir = {wdir!r}: must be the historical fundamental's "
+                f"path {fpath!r} (observations and prices must come from the same data)"
+            )
+        wr = WindowReplay(
+            wdir,
+            tickers=[a.symbol for a in self.scenario.assets],
+            fields=s.params.window_replay_fields or None,
+            max_assets=self.A,
+            fill_value=0.0,
+        )
+        if s.window > wr.window_length:
+            raise ConfigError(
+                f"rl_agents[{s.group.name}].window = {s.window}: must be <= the prepared window "
+                f"length {wr.window_length} of {wdir!r} under window_replay"
+            )
+        return wr
+
     def _make_obs_space(self, s: _AgentSpec) -> spaces.Dict:
         A = self.A
         inf = np.float32(np.inf)
+        wr = self._wreplay.get(s.name)
+        nf = N_MARKET_FEATURES if wr is None else len(wr.fields)
         return spaces.Dict(
             {
-                "market": spaces.Box(-inf, inf, (s.window, A, N_MARKET_FEATURES), np.float32),
+                "market": spaces.Box(-inf, inf, (s.window, A, nf), np.float32),
                 "portfolio": spaces.Box(-inf, inf, (A + 4,), np.float32),
                 "mask": spaces.Box(0.0, 1.0, (A,), np.float32),
                 "exogenous": spaces.Box(-inf, inf, (A, s.n_exo), np.float32),
@@ -190,6 +231,7 @@ class MarketParallelEnv(ParallelEnv):
             self.model.release()
         self.model = MarketModel(self.scenario, seed=seed, record=self.record)
         m = self.model
+        attach_replays(m)  # the scenario's optional [replay] order flow
         self.rl = {n: m.rl_agents[n] for n in self.possible_agents}
         self.rng = np.random.default_rng([seed, 7])  # the env's own draws (observation noise)
         sc = self.scenario
@@ -280,10 +322,21 @@ class MarketParallelEnv(ParallelEnv):
         s = self.specs[n]
         cash, vals = self._equity_parts(n, marks) if parts is None else parts
         eq = cash + float(vals.sum())
-        w = self.windows[n]
-        mine = row.copy()
-        mine[:, POSITION_COLUMN] = vals / eq if eq > 0 else 0.0
-        w.push(mine)
+        wr = self._wreplay.get(n)
+        if wr is None:
+            w = self.windows[n]
+            mine = row.copy()
+            mine[:, POSITION_COLUMN] = vals / eq if eq > 0 else 0.0
+            w.push(mine)
+            market = w.view()
+        else:  # window ending at the fundamental's current (last completed) bar: no look-ahead
+            bar = min(self.model.feed.bar_index, len(wr) - 1)
+            hit = self._wcache.get(n)
+            if hit is None or hit[0] != bar:  # a new bar: gather it once (O(W*A*F))
+                x, _ = wr.window(bar)
+                hit = (bar, np.ascontiguousarray(x[:, x.shape[1] - s.window :].transpose(1, 0, 2)))
+                self._wcache[n] = hit
+            market = hit[1].copy()
         port = np.zeros(self.A + 4, np.float32)
         if eq > 0:
             port[: self.A] = vals / eq
@@ -297,7 +350,7 @@ class MarketParallelEnv(ParallelEnv):
         for j, kind in enumerate(s.params.exogenous):
             if kind == "fundamental":
                 exo[:, j] = self._fundamental_feature(s, marks, mask)
-        obs = {"market": w.view(), "portfolio": port, "mask": mask, "exogenous": exo}
+        obs = {"market": market, "portfolio": port, "mask": mask, "exogenous": exo}
         if self.flat_obs:
             return spaces.flatten(self._dict_spaces[n], obs).astype(np.float32)
         return obs
