@@ -277,6 +277,10 @@ class MarketParallelEnv(ParallelEnv):
         self.initial_equity = {}
         self.prev_equity = {}
         self.peak_equity = {}
+        #: Positions at the episode start: inventory rewards count changes from them.
+        self.initial_positions = {
+            n: m.ledger._positions[self.rl[n].account].copy() for n in self.possible_agents
+        }
         for n in self.agents:
             eq = self._equity(n, marks)
             if eq <= 0:
@@ -414,7 +418,10 @@ class MarketParallelEnv(ParallelEnv):
                 initial_equity=self.initial_equity[n],
                 peak_equity=self.peak_equity[n],
                 gross_exposure=float(np.abs(vals).sum()),
-                inventory_value=inv,
+                inventory_value=float(
+                    (m.ledger._positions[self.rl[n].account] - self.initial_positions[n])
+                    @ self._value_per_lot(marks)
+                ),
                 traded_lots=lots,
                 shortfall=shortfall,
             )
@@ -610,6 +617,7 @@ class MarketParallelEnv(ParallelEnv):
             "initial_equity": dict(self.initial_equity),
             "prev_equity": dict(self.prev_equity),
             "peak_equity": dict(self.peak_equity),
+            "initial_positions": {n: p.copy() for n, p in self.initial_positions.items()},
         }
 
     def save(self, path: str | Path) -> Path:
@@ -655,6 +663,9 @@ class MarketParallelEnv(ParallelEnv):
         self.initial_equity = dict(st["initial_equity"])
         self.prev_equity = dict(st["prev_equity"])
         self.peak_equity = dict(st["peak_equity"])
+        self.initial_positions = {
+            n: np.asarray(p).copy() for n, p in st["initial_positions"].items()
+        }
 
 
 def parallel_env(scenario: Scenario | dict | str | Path, **kwargs: Any) -> MarketParallelEnv:

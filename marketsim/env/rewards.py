@@ -30,7 +30,7 @@ class RewardContext:
     initial_equity: float  #: equity at the episode start
     peak_equity: float  #: highest equity so far
     gross_exposure: float  #: sum of |position value|
-    inventory_value: float  #: signed sum of position values
+    inventory_value: float  #: signed value of the position changes since the episode start
     traded_lots: int  #: lots this agent traded since the previous decision
     shortfall: float = 0.0  #: execution cost vs arrival price since the previous decision
     extra: dict[str, Any] = field(default_factory=dict)
