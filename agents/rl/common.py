@@ -350,6 +350,41 @@ def save_checkpoint(path: str | Path, module: nn.Module, meta: dict[str, Any]) -
     return p
 
 
+class GroupPolicyIO:
+    """Mixin: ``save``/``load`` for the multi-agent policies (``weights.pt`` + ``config.json``).
+
+    The class sets ``ALGORITHM`` (checked on load) and ``CONFIG_CLS`` (its config dataclass,
+    with a ``net: NetConfig`` field); instances have ``agents``, ``obs_spaces``, ``act_spaces``,
+    ``groups`` and ``config``, and ``__init__(agents, obs_spaces, act_spaces, groups, config)``.
+    """
+
+    ALGORITHM: str = ""
+    CONFIG_CLS: type = object
+
+    def save(self, path: str | Path) -> Path:
+        """Write ``weights.pt`` + ``config.json`` under the directory ``path``."""
+        from dataclasses import asdict
+
+        meta = {
+            "algorithm": self.ALGORITHM,
+            "config": asdict(self.config),
+            "groups": self.groups,
+            **spaces_meta(self.agents, self.obs_spaces, self.act_spaces),
+        }
+        return save_checkpoint(path, self, meta)
+
+    @classmethod
+    def load(cls, path: str | Path):
+        """Rebuild a policy saved with :meth:`save` (``torch.load(weights_only=True)``)."""
+        state, meta = load_checkpoint(path, cls.ALGORITHM)
+        cfg = meta["config"]
+        cfg["net"] = NetConfig(**{**cfg["net"], "hidden_sizes": tuple(cfg["net"]["hidden_sizes"])})
+        agents, obs_spaces, act_spaces = spaces_from_meta(meta)
+        policy = cls(agents, obs_spaces, act_spaces, meta["groups"], cls.CONFIG_CLS(**cfg))
+        policy.load_state_dict(state)
+        return policy
+
+
 def load_checkpoint(path: str | Path, algorithm: str) -> tuple[dict[str, Tensor], dict[str, Any]]:
     """Read a checkpoint written by :func:`save_checkpoint`; checks the algorithm name."""
     p = Path(path)

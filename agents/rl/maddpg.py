@@ -22,8 +22,7 @@ from __future__ import annotations
 import copy
 import logging
 import time
-from dataclasses import asdict, dataclass, field
-from pathlib import Path
+from dataclasses import dataclass, field
 from typing import Any
 
 import gymnasium as gym
@@ -32,6 +31,7 @@ import torch
 from torch import Tensor, nn
 
 from agents.rl.common import (
+    GroupPolicyIO,
     LogFn,
     NetConfig,
     ObsEncoder,
@@ -39,12 +39,8 @@ from agents.rl.common import (
     env_action,
     flatten_obs,
     group_agents,
-    load_checkpoint,
     one_hot_ids,
     polyak,
-    save_checkpoint,
-    spaces_from_meta,
-    spaces_meta,
 )
 from agents.rl.rollout import EnvFn, EnvPool, episode_metrics
 from marketsim.errors import ConfigError
@@ -132,8 +128,11 @@ class Critic(nn.Module):
         return self.net(x).squeeze(-1)
 
 
-class MADDPGPolicy(nn.Module):
+class MADDPGPolicy(GroupPolicyIO, nn.Module):
     """The decentralised deterministic actors."""
+
+    ALGORITHM = ALGORITHM
+    CONFIG_CLS = MADDPGConfig
 
     def __init__(
         self,
@@ -192,27 +191,6 @@ class MADDPGPolicy(nn.Module):
 
     def reset(self) -> None:
         """No recurrent state."""
-
-    def save(self, path: str | Path) -> Path:
-        """Write ``weights.pt`` + ``config.json`` under the directory ``path``."""
-        meta = {
-            "algorithm": ALGORITHM,
-            "config": asdict(self.config),
-            "groups": self.groups,
-            **spaces_meta(self.agents, self.obs_spaces, self.act_spaces),
-        }
-        return save_checkpoint(path, self, meta)
-
-    @classmethod
-    def load(cls, path: str | Path) -> MADDPGPolicy:
-        """Rebuild a policy saved with :meth:`save` (``torch.load(weights_only=True)``)."""
-        state, meta = load_checkpoint(path, ALGORITHM)
-        cfg = meta["config"]
-        cfg["net"] = NetConfig(**{**cfg["net"], "hidden_sizes": tuple(cfg["net"]["hidden_sizes"])})
-        agents, obs_spaces, act_spaces = spaces_from_meta(meta)
-        policy = cls(agents, obs_spaces, act_spaces, meta["groups"], MADDPGConfig(**cfg))
-        policy.load_state_dict(state)
-        return policy
 
 
 # --------------------------------------------------------------------------- replay buffer

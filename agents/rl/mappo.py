@@ -27,8 +27,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import asdict, dataclass, field
-from pathlib import Path
+from dataclasses import dataclass, field
 from typing import Any
 
 import gymnasium as gym
@@ -37,6 +36,7 @@ import torch
 from torch import Tensor, nn
 
 from agents.rl.common import (
+    GroupPolicyIO,
     LogFn,
     NetConfig,
     ObsEncoder,
@@ -45,12 +45,8 @@ from agents.rl.common import (
     env_action,
     flatten_obs,
     group_agents,
-    load_checkpoint,
     one_hot_ids,
     raw_action_shape,
-    save_checkpoint,
-    spaces_from_meta,
-    spaces_meta,
 )
 from agents.rl.distributions import SquashedDiagGaussian
 from agents.rl.rollout import EnvFn, EnvPool, episode_metrics
@@ -156,8 +152,11 @@ class ValueNet(nn.Module):
         return self.head(self.encoder(x, ids)[0]).squeeze(-1)
 
 
-class MAPPOPolicy(nn.Module):
+class MAPPOPolicy(GroupPolicyIO, nn.Module):
     """The decentralised actors: ``act`` maps one env's observations to its actions."""
+
+    ALGORITHM = ALGORITHM
+    CONFIG_CLS = MAPPOConfig
 
     def __init__(
         self,
@@ -205,27 +204,6 @@ class MAPPOPolicy(nn.Module):
 
     def reset(self) -> None:
         """No recurrent state."""
-
-    def save(self, path: str | Path) -> Path:
-        """Write ``weights.pt`` + ``config.json`` under the directory ``path``."""
-        meta = {
-            "algorithm": ALGORITHM,
-            "config": asdict(self.config),
-            "groups": self.groups,
-            **spaces_meta(self.agents, self.obs_spaces, self.act_spaces),
-        }
-        return save_checkpoint(path, self, meta)
-
-    @classmethod
-    def load(cls, path: str | Path) -> MAPPOPolicy:
-        """Rebuild a policy saved with :meth:`save` (``torch.load(weights_only=True)``)."""
-        state, meta = load_checkpoint(path, ALGORITHM)
-        cfg = meta["config"]
-        cfg["net"] = NetConfig(**{**cfg["net"], "hidden_sizes": tuple(cfg["net"]["hidden_sizes"])})
-        agents, obs_spaces, act_spaces = spaces_from_meta(meta)
-        policy = cls(agents, obs_spaces, act_spaces, meta["groups"], MAPPOConfig(**cfg))
-        policy.load_state_dict(state)
-        return policy
 
 
 # --------------------------------------------------------------------------- rollout buffer

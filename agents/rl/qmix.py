@@ -28,8 +28,7 @@ from __future__ import annotations
 import copy
 import logging
 import time
-from dataclasses import asdict, dataclass, field
-from pathlib import Path
+from dataclasses import dataclass, field
 from typing import Any
 
 import gymnasium as gym
@@ -38,6 +37,7 @@ import torch
 from torch import Tensor, nn
 
 from agents.rl.common import (
+    GroupPolicyIO,
     LogFn,
     NetConfig,
     ObsEncoder,
@@ -45,11 +45,7 @@ from agents.rl.common import (
     env_action,
     flatten_obs,
     group_agents,
-    load_checkpoint,
     one_hot_ids,
-    save_checkpoint,
-    spaces_from_meta,
-    spaces_meta,
 )
 from agents.rl.networks import DiscreteAssetHead
 from agents.rl.rollout import EnvFn, EnvPool, episode_metrics
@@ -212,8 +208,11 @@ class QMixer(nn.Module):
         return (torch.bmm(hidden, w2).squeeze(-1) + self.hyper_b2(state)).squeeze(-1)
 
 
-class QMIXPolicy(nn.Module):
+class QMIXPolicy(GroupPolicyIO, nn.Module):
     """The agents' utility networks; ``act`` is greedy (or epsilon-greedy) per agent."""
+
+    ALGORITHM = ALGORITHM
+    CONFIG_CLS = QMIXConfig
 
     def __init__(
         self,
@@ -271,27 +270,6 @@ class QMIXPolicy(nn.Module):
     def reset(self) -> None:
         """Forget recurrent states (call at each episode start)."""
         self._hidden = {}
-
-    def save(self, path: str | Path) -> Path:
-        """Write ``weights.pt`` + ``config.json`` under the directory ``path``."""
-        meta = {
-            "algorithm": ALGORITHM,
-            "config": asdict(self.config),
-            "groups": self.groups,
-            **spaces_meta(self.agents, self.obs_spaces, self.act_spaces),
-        }
-        return save_checkpoint(path, self, meta)
-
-    @classmethod
-    def load(cls, path: str | Path) -> QMIXPolicy:
-        """Rebuild a policy saved with :meth:`save` (``torch.load(weights_only=True)``)."""
-        state, meta = load_checkpoint(path, ALGORITHM)
-        cfg = meta["config"]
-        cfg["net"] = NetConfig(**{**cfg["net"], "hidden_sizes": tuple(cfg["net"]["hidden_sizes"])})
-        agents, obs_spaces, act_spaces = spaces_from_meta(meta)
-        policy = cls(agents, obs_spaces, act_spaces, meta["groups"], QMIXConfig(**cfg))
-        policy.load_state_dict(state)
-        return policy
 
 
 # --------------------------------------------------------------------------- replay
