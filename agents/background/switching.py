@@ -8,15 +8,26 @@ assets, observes the (delayed) mid ``m`` and the fundamental ``F`` (ticks), and:
    that previous wake-up; the scores are EWMAs with weight ``performance_alpha``;
 2. may switch, with probability ``min(1, switch_rate * exp(+-U))`` (``+U`` from fundamentalist
    to chartist, ``-U`` back), where ``U = herding_weight * x + performance_weight * (perf_c -
-   perf_f)`` and ``x = 2 n_c / n - 1`` is the opinion index of its group (``n_c`` chartists among
-   ``n`` agents): the more agents are chartists and the better chartism did lately, the more
-   fundamentalists turn chartist, and vice versa (Lux and Marchesi 1999). Herding lets the
-   population swing between calm, fundamentalist-dominated phases and volatile chartist ones,
-   which gives volatility clustering;
+   perf_f) - mispricing_weight * |F - m|`` and ``x = 2 n_c / n - 1`` is the opinion index of its
+   group (``n_c`` chartists among ``n`` agents): the more agents are chartists and the better
+   chartism did lately, the more fundamentalists turn chartist, and vice versa (Lux and Marchesi
+   1999). Herding lets the population swing between calm, fundamentalist-dominated phases and
+   volatile chartist ones, which gives volatility clustering. The last term is Lux and Marchesi's
+   expected profit of fundamentalists, which grows with the mispricing ``|F - m|`` (ticks): it
+   makes a bubble burst once the price strays far from the value (without it, herding and the
+   chartists' own profits can carry the price away for good). It is off by default (0);
+   ``scenarios/stylized_facts.toml`` uses it;
 3. trades ``size_lots`` (market or at the touch): a chartist in the direction of the trend ``m -
    EWMA(m)`` (EWMA weight ``trend_alpha`` over its wake-ups) when it exceeds
    ``chartist_threshold_ticks``; a fundamentalist toward ``F`` when ``|F - m|`` exceeds
-   ``fundamentalist_threshold_ticks``.
+   ``fundamentalist_threshold_ticks``. With ``position_per_tick > 0`` a fundamentalist trades
+   only up to a position target that grows linearly with the mispricing beyond its threshold,
+   ``|target| = position_per_tick * (|F - m| - threshold)`` lots (a linear demand curve, like
+   the value investors of Farmer and Joshi 2002): its order is cut to the room left. Over a
+   population with spread-out thresholds the liquidity waiting to sell into a rising price
+   then grows linearly with the distance from the value, the latent order book behind the
+   square-root impact law (Toth et al. 2011; Donier et al. 2015); it is off by default (0:
+   trade ``size_lots`` whenever beyond the threshold).
 
 The group's counts live on the model (``model._switching_counts[group] = [n_c, n]``, created on
 first use) and always equal the sum of its agents' states: every switch updates them and
@@ -66,6 +77,11 @@ class SwitchingParams(TraderParams):
     performance_weight: Num = Field(
         0.5, description="Weight of the strategies' score difference in U, per tick."
     )
+    mispricing_weight: Num = Field(
+        0.0,
+        description="Weight of |fundamental - mid| (per tick) pulling agents to fundamentalism "
+        "in U (Lux-Marchesi's expected fundamentalist profit); 0 = off.",
+    )
     performance_alpha: Num = Field(
         0.1, description="Weight of the newest move in the strategy scores' EWMA (0..1]."
     )
@@ -81,6 +97,11 @@ class SwitchingParams(TraderParams):
     size_lots: IntNum = Field(5, description="Lots per order.")
     aggression: Aggression = Field(
         "market", description="market order, or limit order at the opposite best."
+    )
+    position_per_tick: Num = Field(
+        0.0,
+        description="Fundamentalists: target |position| in lots per tick of mispricing beyond "
+        "their threshold (orders are cut to reach it); 0 = off.",
     )
     max_position_lots: IntNum = Field(
         0, description="Cap on |position| in lots (orders are cut to respect it); 0 = none."
@@ -108,6 +129,7 @@ class SwitchingTrader(Trader):
         self.switch_rate = check_prob(self, "switch_rate")
         self.herding = float(p["herding_weight"])
         self.perf_weight = float(p["performance_weight"])
+        self.mispricing_weight = float(p["mispricing_weight"])
         self.perf_alpha = float(p["performance_alpha"])
         self.trend_alpha = float(p["trend_alpha"])
         self.c_thr = float(p["chartist_threshold_ticks"])
@@ -115,6 +137,11 @@ class SwitchingTrader(Trader):
         self.size = int(p["size_lots"])
         self.aggression = str(p["aggression"])
         self.max_pos = int(p["max_position_lots"])
+        self.pos_per_tick = float(p["position_per_tick"])
+        if self.pos_per_tick < 0:
+            raise self.param_error("position_per_tick", self.pos_per_tick, "must be >= 0")
+        if self.mispricing_weight < 0:
+            raise self.param_error("mispricing_weight", self.mispricing_weight, "must be >= 0")
         for name, v in (("performance_alpha", self.perf_alpha), ("trend_alpha", self.trend_alpha)):
             if not 0.0 < v <= 1.0:
                 raise self.param_error(name, v, "must lie in (0, 1]")
@@ -166,9 +193,12 @@ class SwitchingTrader(Trader):
             a = self.perf_alpha
             self.perf_chartist += a * (prev[1] * dm - self.perf_chartist)
             self.perf_fund += a * (prev[2] * dm - self.perf_fund)
+        gap = f - m
         u = self.herding * self.opinion_index() + self.perf_weight * (
             self.perf_chartist - self.perf_fund
         )
+        if self.mispricing_weight and gap == gap:
+            u -= self.mispricing_weight * abs(gap)
         u = -_U_MAX if u < -_U_MAX else (_U_MAX if u > _U_MAX else u)
         if rng.random() < self.switch_rate * math.exp(-u if self.chartist else u):
             self.chartist = not self.chartist
@@ -178,11 +208,16 @@ class SwitchingTrader(Trader):
         trend = m - ew
         self._ewma[slot] = ew + self.trend_alpha * trend
         sig_c = (1 if trend > 0 else -1) if abs(trend) > self.c_thr else 0
-        gap = f - m
         sig_f = (1 if gap > 0 else -1) if abs(gap) > self.f_thr and gap == gap else 0
         self._prev[slot] = (m, sig_c, sig_f)
         sig = sig_c if self.chartist else sig_f
         if sig:
+            size = self.size
+            if self.pos_per_tick > 0.0 and not self.chartist:
+                room = self.pos_per_tick * (abs(gap) - self.f_thr) - sig * self.position(slot)
+                if room < 1.0:
+                    return
+                size = min(size, int(room))
             send_aggressive(
-                self, slot, BUY if sig > 0 else SELL, self.size, self.aggression, self.max_pos
+                self, slot, BUY if sig > 0 else SELL, size, self.aggression, self.max_pos
             )
