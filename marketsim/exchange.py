@@ -286,18 +286,21 @@ class Exchange:
         O(subscribers x fills) with numpy masks: few accounts subscribe (market makers, RL).
         """
         nf = fills.shape[0]
+        involved: set[int] = set()
         if nf:
             makers = fills[:, FL_MAKER_OWNER]
             takers = fills[:, FL_TAKER_OWNER]
+            involved.update(makers.tolist())
+            involved.update(takers.tolist())
+        rej_by: dict[int, list[tuple[int, int]]] = {}
+        for owner, oid, code in rejected:
+            rej_by.setdefault(owner, []).append((oid, code))
         for acc, cb in self._subscribers.items():
-            rej = [(oid, code) for owner, oid, code in rejected if owner == acc]
-            if nf:
+            if acc in involved:
                 mask = (makers == acc) | (takers == acc)
-                if mask.any():
-                    cb(slot, as_records(fills[mask], FILL_DTYPE), rej)
-                    continue
-            if rej:
-                cb(slot, _EMPTY_FILLS, rej)
+                cb(slot, as_records(fills[mask], FILL_DTYPE), rej_by.get(acc, []))
+            elif acc in rej_by:
+                cb(slot, _EMPTY_FILLS, rej_by[acc])
 
     # ------------------------------------------------------------------ bulk cancels
     def cancel_all(self, step: int, slot: int | None = None, owner: int | None = None) -> int:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+from numba import njit
 
 from marketsim.book import NO_PRICE
 
@@ -28,6 +29,21 @@ MARKET_FEATURES = (
 #: Number of per-asset features (the F of the observation's ``market`` entry).
 N_MARKET_FEATURES = len(MARKET_FEATURES)
 POSITION_COLUMN = MARKET_FEATURES.index("position_weight")
+
+
+@njit(cache=True)
+def _rolling_std(rets, n, row, col):
+    """``row[:, col] = std(rets[:n], axis=0)`` (population std, two-pass). O(n * A)."""
+    for s in range(rets.shape[1]):
+        mean = 0.0
+        for k in range(n):
+            mean += rets[k, s]
+        mean /= n
+        var = 0.0
+        for k in range(n):
+            d = rets[k, s] - mean
+            var += d * d
+        row[s, col] = math.sqrt(var / n)
 
 
 class MarketFeatures:
@@ -103,7 +119,7 @@ class MarketFeatures:
         self._k += 1
         n = min(self._k, self.vol_window)
         if n > 1:
-            row[:, 4] = self._rets[:n].std(axis=0)
+            _rolling_std(self._rets, n, row, 4)
         return row
 
     def get_state(self) -> dict:
@@ -137,21 +153,22 @@ class Window:
     def __init__(self, window: int, max_assets: int, n_features: int):
         self.buf = np.zeros((window, max_assets, n_features), np.float32)
         self.head = 0  # index of the next row to write
-        self.out = np.zeros_like(self.buf)
 
-    def push(self, row: np.ndarray) -> None:
-        """Append a row (A, F). O(A*F)."""
-        self.buf[self.head] = row
-        self.head = (self.head + 1) % self.buf.shape[0]
+    def push(self, row: np.ndarray, column: np.ndarray | None = None, col: int = -1) -> None:
+        """Append a row (A, F); with ``column`` given, its column ``col`` is replaced by it
+        (the agent's own position weights in the shared row). O(A*F)."""
+        h = self.head
+        self.buf[h] = row
+        if column is not None:
+            self.buf[h, :, col] = column
+        self.head = (h + 1) % self.buf.shape[0]
 
     def view(self) -> np.ndarray:
         """The window oldest-first as a fresh array. O(W*A*F)."""
         h = self.head
-        w = self.buf.shape[0]
-        out = np.empty_like(self.buf)
-        out[: w - h] = self.buf[h:]
-        out[w - h :] = self.buf[:h]
-        return out
+        if h == 0:
+            return self.buf.copy()
+        return np.concatenate((self.buf[h:], self.buf[:h]))
 
     def clear(self) -> None:
         """Forget every row."""

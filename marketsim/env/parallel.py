@@ -32,9 +32,10 @@ from pettingzoo import ParallelEnv
 from marketsim import __version__
 from marketsim.book import BUY, IOC, LIMIT, MARKET, NO_PRICE, SELL
 from marketsim.checkpoint import load_state, save_state
+from marketsim.env.accounting import in_box, portfolio_rows, value_agents
 from marketsim.env.config import RLParams, parse_rl_params
 from marketsim.env.features import N_MARKET_FEATURES, POSITION_COLUMN, MarketFeatures, Window
-from marketsim.env.projection import WeightProjector
+from marketsim.env.projection import WeightProjector, rebalance_lots
 from marketsim.env.rewards import RewardContext, make_reward
 from marketsim.errors import ConfigError, StateError
 from marketsim.ledger import CASH_SCALE
@@ -111,6 +112,7 @@ class MarketParallelEnv(ParallelEnv):
             for name in g.agent_names() if g.count else []:
                 self.specs[name] = _AgentSpec(name, g, params, self.A)
         self.possible_agents = list(self.specs)
+        self._ix = {n: i for i, n in enumerate(self.possible_agents)}
         self.step_interval = min(s.interval for s in self.specs.values())
         for s in self.specs.values():
             if s.interval % self.step_interval:
@@ -147,8 +149,6 @@ class MarketParallelEnv(ParallelEnv):
             if isinstance(sp, spaces.Box)
         }
         self.model: MarketModel | None = None
-        self._vpl_key: tuple = ()
-        self._vpl = np.zeros(self.A)
         self.agents: list[str] = []
         self.n_steps = 0
 
@@ -233,6 +233,9 @@ class MarketParallelEnv(ParallelEnv):
         m = self.model
         attach_replays(m)  # the scenario's optional [replay] order flow
         self.rl = {n: m.rl_agents[n] for n in self.possible_agents}
+        self._acc = {n: self.rl[n].account for n in self.possible_agents}
+        self._accs_key: tuple = ()
+        self._accs = np.zeros(0, np.int64)
         self.rng = np.random.default_rng([seed, 7])  # the env's own draws (observation noise)
         sc = self.scenario
         self._projectors = {}
@@ -274,64 +277,114 @@ class MarketParallelEnv(ParallelEnv):
         self.agents = list(self.possible_agents)
         self.n_steps = 0
         marks = self._marks()
-        self.initial_equity = {}
-        self.prev_equity = {}
-        self.peak_equity = {}
+        P = len(self.possible_agents)
+        #: Equity at the episode start / previous decision / peak, by ``possible_agents`` index.
+        self._eq0 = np.zeros(P)
+        self._eq_prev = np.zeros(P)
+        self._eq_peak = np.zeros(P)
         #: Positions at the episode start: inventory rewards count changes from them.
-        self.initial_positions = {
-            n: m.ledger._positions[self.rl[n].account].copy() for n in self.possible_agents
-        }
-        for n in self.agents:
+        self._pos0 = np.array(
+            [m.ledger._positions[self._acc[n]] for n in self.possible_agents], np.int64
+        ).reshape(P, -1)
+        for i, n in enumerate(self.agents):
             eq = self._equity(n, marks)
             if eq <= 0:
                 raise ConfigError(
                     f"RL agent {n!r} starts with equity {eq}: give its group cash or shares"
                 )
-            self.initial_equity[n] = eq
-            self.prev_equity[n] = eq
-            self.peak_equity[n] = eq
+            self._eq0[i] = self._eq_prev[i] = self._eq_peak[i] = eq
             self.rl[n].read_trading()
         row = self.features.row
         obs = {n: self._observe(n, row, marks) for n in self.agents}
-        infos = {n: {"equity": self.initial_equity[n]} for n in self.agents}
+        infos = {n: {"equity": float(self._eq0[i])} for i, n in enumerate(self.agents)}
         return obs, infos
+
+    # ------------------------------------------------------------------ trackers
+    def _tracker(self, arr: np.ndarray) -> dict[str, float]:
+        return {n: float(arr[i]) for i, n in enumerate(self.possible_agents)}
+
+    @property
+    def initial_equity(self) -> dict[str, float]:
+        """Each agent's equity at the episode start (a copy)."""
+        return self._tracker(self._eq0)
+
+    @property
+    def prev_equity(self) -> dict[str, float]:
+        """Each agent's equity at its previous decision (a copy)."""
+        return self._tracker(self._eq_prev)
+
+    @property
+    def peak_equity(self) -> dict[str, float]:
+        """Each agent's highest equity this episode (a copy)."""
+        return self._tracker(self._eq_peak)
+
+    @property
+    def initial_positions(self) -> dict[str, np.ndarray]:
+        """Each agent's positions (lots per slot) at the episode start (copies)."""
+        return {n: self._pos0[i].copy() for i, n in enumerate(self.possible_agents)}
+
+    def _indices(self, names: list[str]) -> tuple[np.ndarray, np.ndarray]:
+        """(account ids, ``possible_agents`` indices) of ``names`` as int64 arrays (cached
+        while the list of live agents does not change)."""
+        key = tuple(names)
+        if key != self._accs_key:
+            self._accs = np.array([self._acc[n] for n in names], np.int64)
+            self._idx = np.array([self._ix[n] for n in names], np.int64)
+            self._accs_key = key
+        return self._accs, self._idx
 
     # ------------------------------------------------------------------ valuation
     def _marks(self) -> np.ndarray:
         return self.features.mid.copy()
 
+    def _vpl_now(self, marks: np.ndarray) -> np.ndarray:
+        """Currency value of one lot per slot at ``marks``; a NaN mark values it at 0. O(A)."""
+        clean = np.where(np.isfinite(marks), marks, 0.0)
+        return clean * (self.model.ledger._unit_value / CASH_SCALE)
+
     def _equity_parts(self, n: str, marks: np.ndarray) -> tuple[float, np.ndarray]:
         """(cash, position values per slot) in currency; NaN marks value a position at 0."""
         led = self.model.ledger
-        acc = self.rl[n].account
+        acc = self._acc[n]
         cash = int(led._cash[acc]) / CASH_SCALE
-        vals = led._positions[acc] * self._value_per_lot(marks)
+        vals = led._positions[acc] * self._vpl_now(marks)
         return cash, vals
-
-    def _value_per_lot(self, marks: np.ndarray) -> np.ndarray:
-        key = (self.model.t, id(marks))
-        if self._vpl_key != key:
-            led = self.model.ledger
-            clean = np.where(np.isfinite(marks), marks, 0.0)
-            self._vpl = clean * (led._unit_value / CASH_SCALE)
-            self._vpl_key = key
-        return self._vpl
 
     def _equity(self, n: str, marks: np.ndarray) -> float:
         cash, vals = self._equity_parts(n, marks)
         return cash + float(vals.sum())
 
+    def _value_all(self, names: list[str], marks: np.ndarray):
+        """Value every listed agent at once (see :func:`~marketsim.env.accounting.value_agents`):
+        (accounts, indices, vpl, cash, vals, equity, gross, inventory value, number below the
+        maintenance margin). O(n * A)."""
+        led = self.model.ledger
+        accs, idx = self._indices(names)
+        return (accs, idx) + value_agents(
+            marks, led._unit_value, CASH_SCALE, led._cash, led._positions, accs, idx, self._pos0,
+            self.scenario.exchange.maintenance_margin,
+        )  # fmt: skip
+
     # ------------------------------------------------------------------ observation
-    def _observe(self, n: str, row: np.ndarray, marks: np.ndarray, parts=None):
+    def _observe(self, n: str, row: np.ndarray, marks: np.ndarray):
+        """One agent's observation now (reset and direct calls; :meth:`step` batches it)."""
+        _, idx, _, cash, vals, eq, gross, _, _ = self._value_all([n], marks)
+        port = portfolio_rows(cash, vals, eq, gross, idx, self._eq0, self._eq_peak)
+        return self._build_obs(n, row, port[0], self._live_mask(), marks)
+
+    def _live_mask(self) -> np.ndarray:
+        mask = np.zeros(self.A, np.float32)
+        mask[self.model.exchange.live_slots()] = 1.0
+        return mask
+
+    def _build_obs(self, n, row, port, mask, marks):
+        """Assemble ``n``'s observation from the shared feature row, its portfolio row and the
+        live mask (pushes the row, with its own position weights, into its window)."""
         s = self.specs[n]
-        cash, vals = self._equity_parts(n, marks) if parts is None else parts
-        eq = cash + float(vals.sum())
         wr = self._wreplay.get(n)
         if wr is None:
             w = self.windows[n]
-            mine = row.copy()
-            mine[:, POSITION_COLUMN] = vals / eq if eq > 0 else 0.0
-            w.push(mine)
+            w.push(row, port[: self.A], POSITION_COLUMN)
             market = w.view()
         else:  # window ending at the fundamental's current (last completed) bar: no look-ahead
             bar = min(self.model.feed.bar_index, len(wr) - 1)
@@ -341,23 +394,13 @@ class MarketParallelEnv(ParallelEnv):
                 hit = (bar, np.ascontiguousarray(x[:, x.shape[1] - s.window :].transpose(1, 0, 2)))
                 self._wcache[n] = hit
             market = hit[1].copy()
-        port = np.zeros(self.A + 4, np.float32)
-        if eq > 0:
-            port[: self.A] = vals / eq
-            port[self.A] = cash / eq
-            port[self.A + 1] = np.abs(vals).sum() / eq
-            port[self.A + 2] = math.log(eq / self.initial_equity[n])
-            port[self.A + 3] = max(0.0, 1.0 - eq / self.peak_equity[n])
-        mask = np.zeros(self.A, np.float32)
-        mask[self.model.exchange.live_slots()] = 1.0
         exo = np.zeros((self.A, s.n_exo), np.float32)
         for j, kind in enumerate(s.params.exogenous):
             if kind == "fundamental":
                 exo[:, j] = self._fundamental_feature(s, marks, mask)
-        obs = {"market": market, "portfolio": port, "mask": mask, "exogenous": exo}
-        if self.flat_obs:
-            return spaces.flatten(self._dict_spaces[n], obs).astype(np.float32)
-        return obs
+        if self.flat_obs:  # the order of spaces.flatten(Dict): keys sorted
+            return np.concatenate((exo.ravel(), market.ravel(), mask, np.asarray(port, np.float32)))
+        return {"market": market, "portfolio": port.copy(), "mask": mask.copy(), "exogenous": exo}
 
     def _fundamental_feature(self, s: _AgentSpec, marks: np.ndarray, mask: np.ndarray):
         m = self.model
@@ -375,93 +418,106 @@ class MarketParallelEnv(ParallelEnv):
 
     # ------------------------------------------------------------------ step
     def step(self, actions: dict[str, Any]):
-        """Apply actions, run the market for ``step_interval`` steps; return the 5-tuple."""
+        """Apply actions, run the market for ``step_interval`` steps; return the 5-tuple.
+
+        Valuation, margin checks and portfolio features are computed for all agents at once
+        (O(n * A) numpy work per step); rewards and windows are per agent.
+        """
         if self.model is None:
             raise ConfigError("call reset() before step()")
         if not self.agents:
             raise ConfigError("the episode is over (no live agents): call reset()")
-        unknown = sorted(set(actions) - set(self.possible_agents))
-        if unknown:
-            raise ValueError(
-                f"actions for unknown agent(s) {unknown}; agents: {self.possible_agents}"
-            )
+        for n in actions:
+            if n not in self.specs:
+                unknown = sorted(set(actions) - set(self.possible_agents))
+                raise ValueError(
+                    f"actions for unknown agent(s) {unknown}; agents: {self.possible_agents}"
+                )
         parsed = {}
         for n in self.agents:
             if n in actions:
                 parsed[n] = self._validate(n, actions[n])
         m = self.model
-        marks = self._marks()
-        due = [n for n in self.agents if n in parsed and self._due(n)]
-        if len(due) > 1:
-            due = [due[i] for i in m.rng.permutation(len(due))]
-        for n in due:
-            self._apply(n, parsed[n], marks)
+        if parsed:
+            marks = self.features.mid
+            vpl = self._value_all(self.agents, marks)[2]
+            due = [n for n in self.agents if n in parsed and self._due(n)]
+            if len(due) > 1:
+                due = [due[i] for i in m.rng.permutation(len(due))]
+            for n in due:
+                self._apply(n, parsed[n], marks, vpl)
         m.run(self.step_interval)
         self.n_steps += 1
-        self.features.update(m)
-        row = self.features.row
-        marks = self._marks()
-        self._check_margins(marks)
+        row = self.features.update(m)
+        marks = self.features.mid
+        names = self.agents
+        accs, idx, vpl, cash, vals, eq, gross, inv_value, below = self._value_all(names, marks)
+        if below and self._check_margins(accs, eq, gross):
+            accs, idx, vpl, cash, vals, eq, gross, inv_value, _ = self._value_all(names, marks)
+        closed = m.ledger._closed[accs]
+        port = portfolio_rows(cash, vals, eq, gross, idx, self._eq0, self._eq_peak)
+        mask = self._live_mask()
+        valid = None
         obs, rewards, terms, truncs, infos = {}, {}, {}, {}, {}
         trunc_all = self.n_steps >= self.max_steps or m.done
-        for n in list(self.agents):
-            parts = self._equity_parts(n, marks)
-            cash, vals = parts
-            inv = float(vals.sum())
-            eq = cash + inv
-            self.peak_equity[n] = max(self.peak_equity[n], eq)
+        eq0, eq_prev, eq_peak = self._eq0, self._eq_prev, self._eq_peak
+        for i, n in enumerate(names):
+            e = float(eq[i])
+            j = idx[i]
             lots, shortfall = self.rl[n].read_trading()
-            closed = bool(m.ledger._closed[self.rl[n].account])
             ctx = RewardContext(
-                equity=eq,
-                prev_equity=self.prev_equity[n],
-                initial_equity=self.initial_equity[n],
-                peak_equity=self.peak_equity[n],
-                gross_exposure=float(np.abs(vals).sum()),
-                inventory_value=float(
-                    (m.ledger._positions[self.rl[n].account] - self.initial_positions[n])
-                    @ self._value_per_lot(marks)
-                ),
+                equity=e,
+                prev_equity=float(eq_prev[j]),
+                initial_equity=float(eq0[j]),
+                peak_equity=float(eq_peak[j]),
+                gross_exposure=float(gross[i]),
+                inventory_value=float(inv_value[i]),
                 traded_lots=lots,
                 shortfall=shortfall,
             )
-            r = float(self.rewards[n](ctx)) * self.specs[n].params.reward_scale
-            flt = self.specs[n].params.reward_filter
+            p = self.specs[n].params
+            r = float(self.rewards[n](ctx)) * p.reward_scale
+            flt = p.reward_filter
             if flt == "trading_only" and lots == 0:
                 r = 0.0
-            elif flt == "valid_only" and not np.all(np.isfinite(marks[m.exchange.live_slots()])):
-                r = 0.0
-            self.prev_equity[n] = eq
-            term = eq <= 0 or closed
-            obs[n] = self._observe(n, row, marks, parts)
+            elif flt == "valid_only":
+                if valid is None:
+                    valid = bool(np.all(np.isfinite(marks[m.exchange.live_slots()])))
+                if not valid:
+                    r = 0.0
+            term = e <= 0 or bool(closed[i])
+            obs[n] = self._build_obs(n, row, port[i], mask, marks)
             rewards[n] = r
-            terms[n] = bool(term)
+            terms[n] = term
             truncs[n] = bool(trunc_all and not term)
-            infos[n] = {"equity": eq, "traded_lots": lots, "shortfall": shortfall}
+            infos[n] = {"equity": e, "traded_lots": lots, "shortfall": shortfall}
             if term:
-                m.exchange.cancel_all(m.t, owner=self.rl[n].account)
+                m.exchange.cancel_all(m.t, owner=int(accs[i]))
                 self.rl[n].slices = []
-        self.agents = [n for n in self.agents if not (terms[n] or truncs[n])]
+        eq_prev[idx] = eq
+        if trunc_all or any(terms.values()):
+            self.agents = [n for n in names if not (terms[n] or truncs[n])]
         return obs, rewards, terms, truncs, infos
 
-    def _check_margins(self, marks: np.ndarray) -> None:
+    def _check_margins(self, accs: np.ndarray, eq: np.ndarray, gross: np.ndarray) -> bool:
         """Liquidate RL accounts below maintenance margin (background accounts are checked by
-        the model on its own cadence)."""
+        the model on its own cadence); return whether any was liquidated. O(n)."""
         mm = self.scenario.exchange.maintenance_margin
+        bad = (eq < mm * gross) | ((eq <= 0) & (gross > 0))
+        if not bad.any():
+            return False
         m = self.model
-        for n in self.agents:
-            acc = self.rl[n].account
-            if m.ledger._closed[acc]:
-                continue
-            cash, vals = self._equity_parts(n, marks)
-            eq = cash + float(vals.sum())
-            gross = float(np.abs(vals).sum())
-            if eq < mm * gross or (eq <= 0 and gross > 0):
+        hit = False
+        for i in np.flatnonzero(bad).tolist():
+            acc = int(accs[i])
+            if not m.ledger._closed[acc]:
                 m.liquidate(acc, reason="margin_call")
+                hit = True
+        return hit
 
     def _due(self, n: str) -> bool:
         k = self.specs[n].interval // self.step_interval
-        return self.n_steps % k == 0
+        return k == 1 or self.n_steps % k == 0
 
     def _validate(self, n: str, a: Any) -> np.ndarray:
         sp = self._act_spaces[n]
@@ -470,11 +526,11 @@ class MarketParallelEnv(ParallelEnv):
             raise ValueError(
                 f"action of agent {n!r} has shape {arr.shape}; its space is {sp} (shape {sp.shape})"
             )
-        if isinstance(sp, spaces.Box):
+        bounds = self._box_bounds.get(n)
+        if bounds is not None:
             arr = arr.astype(np.float64)
-            lo, hi = self._box_bounds[n]
-            mn, mx = arr.min(), arr.max()
-            if mn >= lo and mx <= hi:  # fast path (NaN compares False)
+            lo, hi = bounds
+            if in_box(arr.reshape(-1), lo, hi):  # fast path (NaN compares False)
                 return arr
             if not np.all(np.isfinite(arr)):
                 raise ValueError(
@@ -495,15 +551,16 @@ class MarketParallelEnv(ParallelEnv):
         return arr
 
     # ------------------------------------------------------------------ action -> orders
-    def _apply(self, n: str, a: np.ndarray, marks: np.ndarray) -> None:
+    def _apply(self, n: str, a: np.ndarray, marks: np.ndarray, vpl: np.ndarray) -> None:
         s = self.specs[n]
         agent = self.rl[n]
-        m = self.model
-        live = [slot for slot in agent.slots if m.exchange.books[slot] is not None]
+        books = self.model.exchange.books
+        live = [slot for slot in agent.slots if books[slot] is not None]
         for slot in live:
-            agent.arrival_mid[slot] = float(marks[slot]) if math.isfinite(marks[slot]) else 0.0
+            mk = float(marks[slot])
+            agent.arrival_mid[slot] = mk if math.isfinite(mk) else 0.0
         if s.mode == "weights":
-            self._apply_weights(n, a, marks, live)
+            self._apply_weights(n, a, marks, vpl, live)
         elif s.mode == "orders":
             self._apply_orders(n, a, marks, live)
         else:
@@ -514,28 +571,42 @@ class MarketParallelEnv(ParallelEnv):
                 elif a[slot] == 2:
                     agent.market(slot, BUY, lots)
 
-    def _apply_weights(self, n: str, a: np.ndarray, marks: np.ndarray, live: list[int]) -> None:
+    def _apply_weights(
+        self, n: str, a: np.ndarray, marks: np.ndarray, vpl: np.ndarray, live: list[int]
+    ) -> None:
         s = self.specs[n]
         agent = self.rl[n]
         m = self.model
+        led = m.ledger
+        acc = agent.account
+        pos = led._positions[acc]
         mask = np.zeros(self.A)
         mask[live] = 1.0
         mask[~np.isfinite(marks)] = 0.0
-        w = self._projectors[n](a, mask)
-        cash, vals = self._equity_parts(n, marks)
-        eq = cash + float(vals.sum())
-        if eq <= 0:
-            return
-        led = m.ledger
+        proj = self._projectors[n]
         p = s.params
+        if proj.caps.shape[0] == 0:  # one compiled call: projection + targets
+            deltas = rebalance_lots(
+                np.asarray(a, np.float64), mask, proj.max_weight, proj.allow_short,
+                proj.leverage, marks, led._unit_value, CASH_SCALE, pos, led._cash[acc],
+                p.min_trade_lots,
+            )  # fmt: skip
+        else:
+            w = proj(a, mask)
+            eq = int(led._cash[acc]) / CASH_SCALE + float((pos * vpl).sum())
+            if eq <= 0:
+                return
+            deltas = np.zeros(self.A, np.int64)
+            for slot in live:
+                if mask[slot] == 0:
+                    continue
+                lot_value = marks[slot] * led._unit_value[slot] / CASH_SCALE
+                d = int(round(w[slot] * eq / lot_value)) - int(pos[slot])
+                if abs(d) >= p.min_trade_lots:
+                    deltas[slot] = d
         for slot in live:
-            if mask[slot] == 0:
-                continue
-            lot_value = marks[slot] * led._unit_value[slot] / CASH_SCALE
-            target = int(round(w[slot] * eq / lot_value))
-            cur = int(led._positions[agent.account, slot])
-            delta = target - cur
-            if abs(delta) < p.min_trade_lots:
+            delta = int(deltas[slot])
+            if delta == 0:
                 continue
             side = BUY if delta > 0 else SELL
             qty = abs(delta)
@@ -583,7 +654,7 @@ class MarketParallelEnv(ParallelEnv):
             v = np.zeros(self.A + 1, np.float32)
             if eq > 0:
                 v[: self.A] = vals / eq
-                v[self.A] = math.log(max(eq, 1e-9) / self.initial_equity[n])
+                v[self.A] = math.log(max(eq, 1e-9) / self._eq0[self._ix[n]])
             parts.append(v)
         return np.concatenate(parts).astype(np.float32)
 
@@ -614,10 +685,10 @@ class MarketParallelEnv(ParallelEnv):
             "features": self.features.get_state(),
             "windows": {n: [w.buf.copy(), w.head] for n, w in self.windows.items()},
             "rewards": {n: r.get_state() for n, r in self.rewards.items()},
-            "initial_equity": dict(self.initial_equity),
-            "prev_equity": dict(self.prev_equity),
-            "peak_equity": dict(self.peak_equity),
-            "initial_positions": {n: p.copy() for n, p in self.initial_positions.items()},
+            "initial_equity": self.initial_equity,
+            "prev_equity": self.prev_equity,
+            "peak_equity": self.peak_equity,
+            "initial_positions": self.initial_positions,
         }
 
     def save(self, path: str | Path) -> Path:
@@ -660,12 +731,11 @@ class MarketParallelEnv(ParallelEnv):
             self.windows[n].head = int(head)
         for n, rs in st["rewards"].items():
             self.rewards[n].set_state(rs)
-        self.initial_equity = dict(st["initial_equity"])
-        self.prev_equity = dict(st["prev_equity"])
-        self.peak_equity = dict(st["peak_equity"])
-        self.initial_positions = {
-            n: np.asarray(p).copy() for n, p in st["initial_positions"].items()
-        }
+        for n, i in self._ix.items():
+            self._eq0[i] = st["initial_equity"][n]
+            self._eq_prev[i] = st["prev_equity"][n]
+            self._eq_peak[i] = st["peak_equity"][n]
+            self._pos0[i] = np.asarray(st["initial_positions"][n])
 
 
 def parallel_env(scenario: Scenario | dict | str | Path, **kwargs: Any) -> MarketParallelEnv:

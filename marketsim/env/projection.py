@@ -4,7 +4,8 @@ The feasible set for ``A`` asset slots plus cash (vector ``w`` of length ``A + 1
 
 * budget: ``sum(w) == 1``;
 * per asset: ``0 <= w_i <= u_i`` (long-only) or ``|w_i| <= u_i`` (shorting allowed), with
-  ``u_i = 0`` for dead slots; cash ``w_c >= 0`` when long-only (no borrowing);
+  ``u_i = 0`` for dead slots; cash ``w_c >= max(0, 1 - L)`` when long-only (no borrowing;
+  with ``L < 1`` this is the leverage limit, since the assets then sum to ``1 - w_c``);
 * gross leverage: ``sum_i |w_i| <= L`` over assets;
 * sector caps: ``sum_{i in s} |w_i| <= c_s`` for each sector ``s``.
 
@@ -106,6 +107,78 @@ def _capped_l1(v, u, radius):
         else:
             hi_t = th
     return np.sign(v) * np.minimum(np.maximum(a_v - hi_t, 0.0), u)
+
+
+@njit(cache=True)
+def _project_closed(raw, mask, max_weight, allow_short, leverage):
+    """:meth:`WeightProjector.__call__` without sector caps, in one compiled call: dead slots
+    are fixed at 0 and the live entries projected exactly (capped simplex when long-only,
+    capped L1 ball plus cash remainder when shorting is allowed). O(A * 100)."""
+    A = raw.shape[0] - 1
+    k = 0
+    for i in range(A):
+        if mask[i] > 0:
+            k += 1
+    idx = np.empty(k, np.int64)
+    j = 0
+    for i in range(A):
+        if mask[i] > 0:
+            idx[j] = i
+            j += 1
+    out = np.zeros(A + 1)
+    if allow_short:
+        v = np.empty(k)
+        u = np.full(k, max_weight)
+        for j in range(k):
+            v[j] = raw[idx[j]]
+        w = _capped_l1(v, u, leverage)
+        for j in range(k):
+            out[idx[j]] = w[j]
+        out[A] = 1.0 - w.sum()
+    else:
+        v = np.empty(k + 1)
+        lo = np.zeros(k + 1)
+        hi = np.full(k + 1, max_weight)
+        for j in range(k):
+            v[j] = raw[idx[j]]
+        v[k] = raw[A]
+        lo[k] = max(0.0, 1.0 - leverage)  # sum of assets <= leverage  <=>  cash >= 1 - lev
+        hi[k] = 1.0
+        w = _capped_simplex(v, lo, hi)
+        for j in range(k):
+            out[idx[j]] = w[j]
+        out[A] = w[k]
+    return out
+
+
+@njit(cache=True)
+def rebalance_lots(
+    raw, mask, max_weight, allow_short, leverage, marks, unit_value, cash_scale, pos, cash, min_lots
+):
+    """Project ``raw`` weights (no sector caps) and turn them into signed lot trades. O(A * 100).
+
+    The target position in slot ``a`` is ``round(w[a] * equity / lot value)`` with ``equity`` =
+    cash + positions at ``marks`` (NaN marks value at 0); trades smaller than ``min_lots`` in
+    absolute value are dropped (0). ``mask`` marks the slots the agent may trade now.
+    """
+    w = _project_closed(raw, mask, max_weight, allow_short, leverage)
+    A = marks.shape[0]
+    out = np.zeros(A, np.int64)
+    s = 0.0
+    for a in range(A):
+        m = marks[a]
+        s += pos[a] * ((m if np.isfinite(m) else 0.0) * (unit_value[a] / cash_scale))
+    eq = cash / cash_scale + s
+    if eq <= 0:
+        return out
+    for a in range(A):
+        if mask[a] == 0:
+            continue
+        lot_value = marks[a] * unit_value[a] / cash_scale
+        delta = np.int64(np.rint(w[a] * eq / lot_value)) - pos[a]
+        if abs(delta) >= min_lots:
+            out[a] = delta
+    return out
 
 
 @njit(cache=True)
@@ -220,8 +293,8 @@ class WeightProjector:
         if self.allow_short:
             lo[self.A] = -self.leverage - 1.0
             hi[self.A] = self.leverage + 1.0
-        else:
-            lo[self.A] = 0.0
+        else:  # assets sum to 1 - cash: gross leverage <= lev  <=>  cash >= 1 - lev
+            lo[self.A] = max(0.0, 1.0 - self.leverage)
             hi[self.A] = 1.0
         return lo, hi
 
@@ -230,19 +303,14 @@ class WeightProjector:
 
         Dead slots are fixed at 0 and left out of the iteration (they only slow it down).
         """
-        lo, hi = self.bounds(mask)
         raw = np.asarray(raw, np.float64)
-        keep = np.flatnonzero(np.append(mask > 0, True))
         if self.caps.shape[0] == 0:  # exact closed forms (no sector caps)
-            out = np.zeros(self.A + 1)
-            if self.allow_short:
-                assets = keep[:-1]
-                w = _capped_l1(raw[assets], hi[assets], self.leverage)
-                out[assets] = w
-                out[self.A] = 1.0 - w.sum()
-            else:  # long-only: leverage <= 1 holds on the budget simplex
-                out[keep] = _capped_simplex(raw[keep], lo[keep], hi[keep])
-            return out
+            # long-only: the leverage limit is the cash lower bound 1 - L on the simplex
+            return _project_closed(
+                raw, np.asarray(mask, np.float64), self.max_weight, self.allow_short, self.leverage
+            )
+        lo, hi = self.bounds(mask)
+        keep = np.flatnonzero(np.append(mask > 0, True))
         sub = project(
             raw[keep], lo[keep], hi[keep], self.leverage, self.sector_of[keep[:-1]], self.caps,
             self.caps.shape[0], 1000, 1e-10, not self.allow_short,
