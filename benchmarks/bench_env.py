@@ -4,7 +4,8 @@ Usage: python benchmarks/bench_env.py [--steps 2000] [--agents 4]
 
 Setup (issue spec): the rmsc04_like population (1,000 noise, 102 value, 12 momentum,
 2 market makers) plus ``--agents`` RL agents in "weights" mode, decision interval 1 s.
-Reference: ABIDES-Gym manages ~10-16 env steps/s and a 0.6 s reset on these machines
+Same-run reference: the market model stepped alone (no RL layer) on the same population, which
+bounds what the env can reach. Reference: ABIDES-Gym manages ~10-16 env steps/s and a 0.6 s reset on these machines
 (shared/design.md); not installable here, so quoted, not re-measured.
 """
 
@@ -66,12 +67,25 @@ def main() -> None:
         env.step({a: acts[n % 64][a] for a in env.agents})
         n += 1
     dt = time.perf_counter() - t0
-    print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}")
+    # same-run reference: the market model alone (same population, no RL layer), 1-s steps
+    env.reset(seed=0)
+    model = env.model
+    k = min(args.steps, model.session.total_steps - model.t - 1)
+    t1 = time.perf_counter()
+    for _ in range(k):
+        model.run(1)
+    dt_model = time.perf_counter() - t1
+    print(
+        f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
+    )
     print(f"agents: {args.agents} RL + {len(env.model.account_agent) - args.agents} background")
     print(f"{'':24s}{'env steps/s':>12s}{'agent steps/s':>15s}{'reset s':>9s}")
     print(f"{'marketsim':24s}{n / dt:12,.0f}{n * args.agents / dt:15,.0f}{np.median(resets):9.3f}")
-    print(f"{'ABIDES-Gym (reference)':24s}{ABIDES_GYM_STEPS_PER_S:12,.0f}{'':>15s}"
-          f"{ABIDES_GYM_RESET_S:9.3f}")
+    print(f"{'model alone (same run)':24s}{k / dt_model:12,.0f}{'':>15s}{'':>9s}")
+    print(
+        f"{'ABIDES-Gym (reference)':24s}{ABIDES_GYM_STEPS_PER_S:12,.0f}{'':>15s}"
+        f"{ABIDES_GYM_RESET_S:9.3f}"
+    )
     print("targets: >= 5,000 env steps/s, reset <= 50 ms")
 
 

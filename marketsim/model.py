@@ -204,6 +204,7 @@ class MarketModel(mesa.Model):
         from agents.background.base import TRADER_TYPES
 
         ex = self.scenario.exchange
+        self._params_cache: dict[int, dict] = {}  # group params as dicts, during the build
         for group in self.scenario.agents:
             if group.count == 0:
                 continue
@@ -245,6 +246,7 @@ class MarketModel(mesa.Model):
                 agent = RLAgent(self, acc, group, {"name": name}, [self._slot_for(s) for s in syms])
                 self.account_agent[acc] = agent
                 self.rl_agents[name] = agent
+        self._params_cache = None
 
     def open_account(
         self,

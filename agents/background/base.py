@@ -63,6 +63,20 @@ class TraderParams(BaseModel):
     )
 
 
+def _group_params(model: Any, params: Any) -> dict[str, Any]:
+    """A group's params model as a dict. While the model builds its agents (thousands from a
+    few groups) it keeps ``_params_cache`` so each group converts once. O(fields)."""
+    if isinstance(params, dict):
+        return params
+    cache = getattr(model, "_params_cache", None)
+    if cache is None:
+        return dict(params or {})
+    hit = cache.get(id(params))
+    if hit is None:
+        hit = cache[id(params)] = dict(params or {})
+    return hit
+
+
 class Trader(mesa.Agent):
     """Base class of background traders.
 
@@ -94,7 +108,7 @@ class Trader(mesa.Agent):
         self.group = config.name
         # ``params`` holds the per-agent draws of the numeric fields; the group's other fields
         # (strings, booleans, lists: left out by ``sample_params``) are the same for every agent.
-        fixed = config.params if isinstance(config.params, dict) else dict(config.params or {})
+        fixed = _group_params(model, config.params)
         self.p = {**{k: v for k, v in fixed.items() if k not in params}, **params}
         self.slots = list(slots)
         self.latency_steps = int(config.latency_steps)

@@ -28,14 +28,13 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 from pydantic import Field
 
 from agents.background.base import BUY, NO_PRICE, SELL, Trader, TraderParams, register_trader
 from marketsim.params import IntNum, Num
 
 if TYPE_CHECKING:
-    import numpy as np
-
     from marketsim.model import MarketModel
     from marketsim.scenario import AgentConfig
 
@@ -68,6 +67,55 @@ class MarketMakerParams(TraderParams):
     max_inventory_lots: IntNum = Field(
         0, description="Stop quoting the side that would push |inventory| beyond this; 0 = none."
     )
+
+
+#: Fill batches longer than this are applied with numpy grouping (see ``on_fills``).
+_GROUP_FILLS = 24
+
+
+def _apply_fills_loop(orders: dict[int, list[int]], fills: np.ndarray) -> None:
+    """Update tracked orders ``id -> [slot, side, price, remaining]`` fill by fill. O(fills)."""
+    for mk, rem, tk, q in zip(
+        fills["maker_id"].tolist(),
+        fills["maker_remaining"].tolist(),
+        fills["taker_id"].tolist(),
+        fills["qty"].tolist(),
+        strict=True,
+    ):
+        o = orders.get(mk)
+        if o is not None:
+            if rem == 0:
+                del orders[mk]
+            else:
+                o[3] = rem
+        o = orders.get(tk)
+        if o is not None:
+            o[3] -= q
+            if o[3] <= 0:
+                del orders[tk]
+
+
+def _apply_fills_grouped(orders: dict[int, list[int]], fills: np.ndarray) -> None:
+    """:func:`_apply_fills_loop` with one update per distinct order: taker lots summed per
+    taker id, then each maker id's last remaining size. O(fills log fills)."""
+    tids, inv = np.unique(fills["taker_id"], return_inverse=True)
+    taken = np.bincount(inv, weights=fills["qty"]).astype(np.int64)
+    for tk, q in zip(tids.tolist(), taken.tolist(), strict=True):
+        o = orders.get(tk)
+        if o is not None:
+            o[3] -= q
+            if o[3] <= 0:
+                del orders[tk]
+    rev = fills["maker_id"][::-1]
+    mids, last = np.unique(rev, return_index=True)
+    rems = fills["maker_remaining"][::-1][last]
+    for mk, rem in zip(mids.tolist(), rems.tolist(), strict=True):
+        o = orders.get(mk)
+        if o is not None:
+            if rem == 0:
+                del orders[mk]
+            else:
+                o[3] = rem
 
 
 @register_trader("market_maker")
@@ -126,27 +174,18 @@ class MarketMaker(Trader):
 
     # ------------------------------------------------------------------ events
     def on_fills(self, slot: int, fills: np.ndarray, rejects: list[tuple[int, int]]) -> None:
-        """Keep the remaining size of its live orders; drop filled and rejected ones."""
+        """Keep the remaining size of its live orders; drop filled and rejected ones.
+
+        O(fills): a loop for short batches, numpy grouping for long ones (a large order
+        sweeping its ladder): the same result, since an order that rests after taking is a
+        maker only later and the last maker fill of an order holds its remaining size.
+        """
         orders = self._orders
-        if fills.shape[0]:
-            for mk, rem, tk, q in zip(
-                fills["maker_id"].tolist(),
-                fills["maker_remaining"].tolist(),
-                fills["taker_id"].tolist(),
-                fills["qty"].tolist(),
-                strict=True,
-            ):
-                o = orders.get(mk)
-                if o is not None:
-                    if rem == 0:
-                        del orders[mk]
-                    else:
-                        o[3] = rem
-                o = orders.get(tk)
-                if o is not None:
-                    o[3] -= q
-                    if o[3] <= 0:
-                        del orders[tk]
+        n = fills.shape[0]
+        if n > _GROUP_FILLS:
+            _apply_fills_grouped(orders, fills)
+        elif n:
+            _apply_fills_loop(orders, fills)
         for oid, _ in rejects:
             orders.pop(oid, None)
 

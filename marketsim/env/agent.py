@@ -66,19 +66,25 @@ class RLAgent(Trader):
                     self.model.schedule(self, self.model.t + 1)
 
     def on_fills(self, slot: int, fills: np.ndarray, rejects: list[tuple[int, int]]) -> None:
-        acc = self.account
-        unit = self.model.ledger.unit_value(slot) / CASH_SCALE  # currency per tick x lot
-        ref = self.arrival_mid.get(slot)
-        for f in fills:
-            mine_taker = f["taker_owner"] == acc
-            side = int(f["taker_side"]) if mine_taker else -int(f["taker_side"])
-            q = int(f["qty"])
-            self.traded_lots += q
+        """Count own fills (lots, shortfall vs the decision mid); forget filled/rejected resting
+        orders. O(fills) in numpy."""
+        n = fills.shape[0]
+        if n:
+            taker = fills["taker_owner"] == self.account
+            q = fills["qty"]
+            self.traded_lots += int(q.sum())
+            self.n_fills += n
+            ref = self.arrival_mid.get(slot)
             if ref is not None:
-                self.shortfall += side * q * (float(f["price"]) - ref) * unit
-            self.n_fills += 1
-            if not mine_taker and f["maker_remaining"] == 0:
-                self.live_orders.pop(int(f["maker_id"]), None)
+                unit = self.model.ledger.unit_value(slot) / CASH_SCALE  # currency / tick x lot
+                ts = fills["taker_side"]
+                side = np.where(taker, ts, -ts)
+                for c in (side * q * (fills["price"] - ref) * unit).tolist():
+                    self.shortfall += c  # in fill order (the same sum on every replay)
+            if self.live_orders:
+                done = np.flatnonzero(~taker & (fills["maker_remaining"] == 0))
+                for oid in fills["maker_id"][done].tolist():
+                    self.live_orders.pop(oid, None)
         for oid, _code in rejects:
             self.live_orders.pop(int(oid), None)
 
