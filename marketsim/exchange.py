@@ -306,7 +306,8 @@ class Exchange:
     def cancel_all(self, step: int, slot: int | None = None, owner: int | None = None) -> int:
         """Cancel every resting order (of ``owner`` if given) in one slot or all; return count.
 
-        Also drops that owner's orders still in the inbound queue.
+        Also drops that owner's orders still in the inbound queue. Order listeners (the orders
+        log) receive the cancels as CANCEL messages carrying the remaining size.
         """
         slots = self.live_slots() if slot is None else [slot]
         n = 0
@@ -319,6 +320,8 @@ class Exchange:
             live[:, O_KIND] = CANCEL
             self.books[s].process_raw(live)
             n += live.shape[0]
+            for f in self.order_listeners:  # the orders log sees bulk cancels too
+                f(step, s, live, np.zeros(live.shape[0], np.int64))
         if owner is not None:
             for q in self._queue.values():
                 for s in slots:

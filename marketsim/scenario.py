@@ -388,7 +388,7 @@ class RLAgentConfig(_AccountConfig):
     name: str = Field(
         "rl", min_length=1, description="Agent id, or the id prefix when count > 1 (name_0, ...)."
     )
-    action_mode: Literal["weights", "orders", "discrete"] = Field(
+    action_mode: Literal["weights", "orders", "quotes", "discrete"] = Field(
         "weights", description="How actions map to orders."
     )
     reward: str = Field("log_return", min_length=1, description="Reward name or dotted path.")

@@ -1,4 +1,4 @@
-"""Baseline policies for evaluation: random, cash, buy-and-hold, equal-weight, passive maker.
+"""Baseline policies for evaluation: random, cash, buy-and-hold, equal-weight, passive makers.
 
 Each baseline is a small object with ``reset()`` and ``act(obs) -> action`` for one agent of
 the market env (Dict observations, see ``marketsim.env``); they work for every action mode where
@@ -40,7 +40,7 @@ def _mode_of(sp: spaces.Space) -> str:
     if isinstance(sp, spaces.MultiDiscrete):
         return "discrete"
     if isinstance(sp, spaces.Box) and len(sp.shape) == 2:
-        return "orders"
+        return "quotes" if sp.shape[1] == 4 else "orders"
     return "weights"
 
 
@@ -57,7 +57,7 @@ class RandomPolicy(Baseline):
 
 
 class CashPolicy(Baseline):
-    """Stay flat: all cash (weights), no orders (orders), hold (discrete)."""
+    """Stay flat: all cash (weights), no orders (orders, quotes), hold (discrete)."""
 
     name = "cash"
 
@@ -69,6 +69,8 @@ class CashPolicy(Baseline):
             return a
         if self.mode == "orders":
             return np.zeros(sp.shape, np.float32)
+        if self.mode == "quotes":  # zero sizes: no quotes (and the old ones are cancelled)
+            return np.full(sp.shape, -1.0, np.float32)
         return np.ones(sp.shape, np.int64)
 
 
@@ -123,7 +125,12 @@ class BuyAndHoldPolicy(Baseline):
 
 
 class PassiveMakerPolicy(Baseline):
-    """Orders mode: cancel and re-quote both sides one offset unit away from the mid."""
+    """A market maker that never looks at the market.
+
+    Orders mode: cancel and re-quote one side one offset unit away from the mid, alternating
+    sides. Quotes mode: a bid and an ask of ``size`` (fraction of the full size) at half a
+    tick from the mid (the touch when the spread is one tick) at every decision.
+    """
 
     name = "passive_maker"
 
@@ -133,9 +140,11 @@ class PassiveMakerPolicy(Baseline):
         self.flip = False
 
     def act(self, obs) -> np.ndarray:
-        if self.mode != "orders":
-            raise ConfigError("passive_maker is a baseline of the 'orders' action mode")
+        if self.mode not in ("orders", "quotes"):
+            raise ConfigError("passive_maker is a baseline of the 'orders' and 'quotes' modes")
         mask = _obs_dict(obs)["mask"]
+        if self.mode == "quotes":
+            return _quotes(self.action_space.shape, mask, 0.5, 0.5, self.size)
         self.flip = not self.flip
         side = 1.0 if self.flip else -1.0
         a = np.zeros(self.action_space.shape, np.float32)
@@ -145,10 +154,71 @@ class PassiveMakerPolicy(Baseline):
         return a
 
 
+def _quotes(shape, mask, bid_ticks, ask_ticks, size, max_offset_ticks: int = 10) -> np.ndarray:
+    """A quotes-mode action: offsets in ticks from the mid (for ``max_offset_ticks``), size as a
+    fraction of the full size, dead slots without quotes."""
+    a = np.full(shape, -1.0, np.float32)
+    live = mask > 0
+    bid = np.broadcast_to(np.asarray(bid_ticks, np.float64), mask.shape)[live]
+    ask = np.broadcast_to(np.asarray(ask_ticks, np.float64), mask.shape)[live]
+    a[live, 0] = np.clip(2.0 * bid / max_offset_ticks - 1.0, -1, 1)
+    a[live, 1] = np.clip(2.0 * ask / max_offset_ticks - 1.0, -1, 1)
+    a[live, 2] = a[live, 3] = 2.0 * size - 1.0
+    return a
+
+
+class SkewedMakerPolicy(Baseline):
+    """Quotes mode: an inventory-aware maker in the spirit of Avellaneda & Stoikov (2008).
+
+    Quotes ``half_spread`` ticks either side of a reservation price shifted against the change of
+    its position weight since the episode start: ``r = mid - skew * (w - w0)`` (in ticks), so a
+    maker that got long quotes lower (sells more readily, buys less) and vice versa.
+    """
+
+    name = "skewed_maker"
+
+    def __init__(
+        self,
+        action_space,
+        seed: int = 0,
+        size: float = 0.2,
+        half_spread: float = 1.0,
+        skew: float = 20.0,
+        max_offset_ticks: int = 10,
+    ):
+        super().__init__(action_space, seed)
+        self.size, self.half_spread, self.skew = size, half_spread, skew
+        self.max_offset_ticks = max_offset_ticks
+        self.w0: np.ndarray | None = None
+
+    def reset(self) -> None:
+        self.w0 = None
+
+    def act(self, obs) -> np.ndarray:
+        if self.mode != "quotes":
+            raise ConfigError("skewed_maker is a baseline of the 'quotes' action mode")
+        o = _obs_dict(obs)
+        mask = o["mask"]
+        w = o["portfolio"][: mask.shape[0]].astype(np.float64)
+        if self.w0 is None:
+            self.w0 = w.copy()
+        shift = self.skew * (w - self.w0)  # > 0 when longer than at the start
+        bid = np.maximum(0.0, self.half_spread + shift)
+        ask = np.maximum(0.0, self.half_spread - shift)
+        return _quotes(self.action_space.shape, mask, bid, ask, self.size, self.max_offset_ticks)
+
+
 #: Baselines by name.
 BASELINES = {
     c.name: c
-    for c in (RandomPolicy, CashPolicy, EqualWeightPolicy, BuyAndHoldPolicy, PassiveMakerPolicy)
+    for c in (
+        RandomPolicy,
+        CashPolicy,
+        EqualWeightPolicy,
+        BuyAndHoldPolicy,
+        PassiveMakerPolicy,
+        SkewedMakerPolicy,
+    )
 }
 
 
@@ -159,4 +229,6 @@ def baselines_for(action_space: spaces.Space) -> list[str]:
         return ["random", "cash", "buy_and_hold", "equal_weight"]
     if mode == "orders":
         return ["random", "cash", "passive_maker"]
+    if mode == "quotes":
+        return ["random", "cash", "passive_maker", "skewed_maker"]
     return ["random", "cash", "buy_and_hold"]

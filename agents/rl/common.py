@@ -255,8 +255,8 @@ def _market_head(obs_space: gym.Space, act_space: gym.Space, enc: ObsEncoder, cf
     td, gd = enc.market.token_dim, enc.out_dim
     if isinstance(act_space, gym.spaces.Box) and act_space.shape == (a + 1,):
         return PortfolioWeightsHead(td, gd, cfg.weights_distribution)
-    if isinstance(act_space, gym.spaces.Box) and act_space.shape == (a, 3):
-        return OrderParamsHead(td, gd, 3)
+    if isinstance(act_space, gym.spaces.Box) and act_space.shape in ((a, 3), (a, 4)):
+        return OrderParamsHead(td, gd, act_space.shape[1])  # orders / quotes
     if isinstance(act_space, gym.spaces.MultiDiscrete) and act_space.shape == (a,):
         return DiscreteAssetHead(td, gd, int(act_space.nvec.max()))
     return None

@@ -20,8 +20,12 @@ class RLParams(BaseModel):
         "ioc_offset_ticks, or TWAP slices over the decision interval.",
     )
     ioc_offset_ticks: int = Field(2, ge=0, description="IOC limit distance beyond the touch.")
-    max_order_lots: int = Field(100, ge=1, description="Size of a full-scale 'orders' action.")
-    max_offset_ticks: int = Field(10, ge=1, description="Price offset of a full-scale action.")
+    max_order_lots: int = Field(
+        100, ge=1, description="Size of a full-scale 'orders' or 'quotes' action."
+    )
+    max_offset_ticks: int = Field(
+        10, ge=1, description="Price offset of a full-scale 'orders' or 'quotes' action."
+    )
     trade_lots: int = Field(10, ge=1, description="Lots per buy/sell in 'discrete' mode.")
     min_trade_lots: int = Field(1, ge=1, description="Weight changes below this are ignored.")
     max_weight: float = Field(1.0, gt=0, description="Cap on |weight| of any single asset.")

@@ -206,6 +206,8 @@ class MarketParallelEnv(ParallelEnv):
             return spaces.Box(-1.0, 1.0, (A + 1,), np.float32)
         if s.mode == "orders":
             return spaces.Box(-1.0, 1.0, (A, 3), np.float32)
+        if s.mode == "quotes":
+            return spaces.Box(-1.0, 1.0, (A, 4), np.float32)
         return spaces.MultiDiscrete(np.full(A, 3, dtype=np.int64))
 
     def observation_space(self, agent: str) -> spaces.Space:
@@ -563,6 +565,8 @@ class MarketParallelEnv(ParallelEnv):
             self._apply_weights(n, a, marks, vpl, live)
         elif s.mode == "orders":
             self._apply_orders(n, a, marks, live)
+        elif s.mode == "quotes":
+            self._apply_quotes(n, a, marks, live)
         else:
             lots = s.params.trade_lots
             for slot in live:
@@ -639,6 +643,31 @@ class MarketParallelEnv(ParallelEnv):
             price = max(1, min(price, m.exchange.books[slot].max_price_ticks - 1))
             oid = agent.limit(slot, side, price, qty)
             agent.live_orders[oid] = slot
+
+    def _apply_quotes(self, n: str, a: np.ndarray, marks: np.ndarray, live: list[int]) -> None:
+        """Replace the agent's quotes in each live slot: cancel its resting orders there, then
+        post a bid and an ask. Per slot ``[bid offset, ask offset, bid size, ask size]`` in
+        [-1, 1]: offset ``d = (x + 1) / 2 * max_offset_ticks`` ticks from the mid (bid
+        ``floor(mid - d)``, ask ``ceil(mid + d)``, the ask kept above the bid), size
+        ``round((x + 1) / 2 * max_order_lots)`` lots (0: no quote on that side)."""
+        p = self.specs[n].params
+        agent = self.rl[n]
+        m = self.model
+        for slot in live:
+            m.exchange.cancel_all(m.t, slot=slot, owner=agent.account)
+            for oid in [o for o, sl in agent.live_orders.items() if sl == slot]:
+                agent.live_orders.pop(oid)
+            mid = float(marks[slot])
+            if not math.isfinite(mid) or mid <= 0:
+                continue
+            ob, oa, qb, qa = (float(x) for x in a[slot])
+            top = m.exchange.books[slot].max_price_ticks - 1
+            bid = max(1, math.floor(mid - (ob + 1.0) * 0.5 * p.max_offset_ticks))
+            ask = min(top, max(bid + 1, math.ceil(mid + (oa + 1.0) * 0.5 * p.max_offset_ticks)))
+            for side, price, x in ((BUY, bid, qb), (SELL, ask, qa)):
+                qty = int(round((x + 1.0) * 0.5 * p.max_order_lots))
+                if qty >= 1 and 1 <= price <= top:
+                    agent.live_orders[agent.limit(slot, side, price, qty)] = slot
 
     # ------------------------------------------------------------------ misc API
     def state(self) -> np.ndarray:

@@ -46,7 +46,7 @@ def base_scenario(rl_agents: list[dict], minutes: int = 20, assets: int = 2) -> 
 
 
 def competition() -> dict:
-    """Two weights agents, an orders (market-making) agent and a discrete agent."""
+    """Two weights agents, an orders and a quotes (market-making) agent and a discrete agent."""
     return base_scenario(
         [
             {
@@ -65,6 +65,15 @@ def competition() -> dict:
                 "action_mode": "orders",
                 "reward": "inventory_penalised",
                 "window": 8,
+            },
+            {
+                "name": "qm",
+                "cash": 1e5,
+                "shares": {"AAA": 50},
+                "action_mode": "quotes",
+                "reward": "inventory_penalised",
+                "window": 8,
+                "params": {"max_order_lots": 20, "max_offset_ticks": 6},
             },
             {
                 "name": "dq",

@@ -121,6 +121,54 @@ def test_bad_actions_raise_with_agent_value_and_space():
     assert env.model.t == t + env.step_interval
 
 
+def _own_quotes(env, agent, slot=0):
+    """This agent's resting (side, price, qty) in ``slot``, from the book itself."""
+    acc = env.rl[agent].account
+    raw = env.model.exchange.books[slot].orders_raw()
+    return sorted((int(r[5]), int(r[2]), int(r[3])) for r in raw if r[1] == acc)
+
+
+def test_quotes_mode_replaces_both_sides_at_the_asked_prices():
+    """Each decision cancels the agent's quotes and posts one bid and one ask at
+    floor(mid - d_bid) / ceil(mid + d_ask) with the asked sizes; zero sizes quote nothing."""
+    env = parallel_env(competition(), max_steps=40)
+    env.reset(seed=3)
+    rng = np.random.default_rng(0)
+    p = env.specs["qm"].params
+    two_sided = 0
+    for k in range(30):
+        if "qm" not in env.agents:
+            break
+        acts = _random_actions(env, rng)
+        acts.pop("mm", None)  # only the quotes agent makes markets here
+        a = rng.uniform(-1, 1, (4, 4)).astype(np.float32)
+        if k % 5 == 4:
+            a[:, 2:] = -1.0  # no quotes at all
+        acts["qm"] = a
+        mid = float(env.features.mid[0])
+        env.step(acts)
+        mine = _own_quotes(env, "qm")
+        ob, oa, qb, qa = (float(x) for x in a[0])
+        bid = max(1, int(np.floor(mid - (ob + 1) / 2 * p.max_offset_ticks)))
+        ask = max(bid + 1, int(np.ceil(mid + (oa + 1) / 2 * p.max_offset_ticks)))
+        sizes = [int(round((x + 1) / 2 * p.max_order_lots)) for x in (qb, qa)]
+        # resting now: what was posted minus what traded (never more, never another price)
+        assert len(mine) <= 2
+        for side, price, qty in mine:
+            assert (price, True) == (
+                (bid, qty <= sizes[0]) if side == 1 else (ask, qty <= sizes[1])
+            )
+        if k % 5 == 4:
+            assert mine == []
+        bids = [pr for sd, pr, _ in mine if sd == 1]
+        asks = [pr for sd, pr, _ in mine if sd == -1]
+        if bids and asks:
+            assert bids[0] < asks[0]
+            two_sided += 1
+        env.model.ledger._check()
+    assert two_sided >= 5  # the checks above saw real two-sided quotes
+
+
 def test_weights_action_reaches_target_through_the_book():
     env = parallel_env(single("weights"), max_steps=50)
     obs, _ = env.reset(seed=2)

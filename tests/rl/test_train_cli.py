@@ -88,7 +88,7 @@ def test_lead_signal_does_not_change_the_market_path():
     assert not np.array_equal(p0[:, 2], p10[:, 2])
 
 
-@pytest.mark.parametrize("mode", ["weights", "orders", "discrete"])
+@pytest.mark.parametrize("mode", ["weights", "orders", "quotes", "discrete"])
 def test_baselines_play_every_mode(mode):
     env = parallel_env(single(mode), **SMALL)
     for name in baselines_for(env.action_space("solo")):
@@ -99,6 +99,30 @@ def test_baselines_play_every_mode(mode):
             a = pol.act(obs["solo"])
             assert env.action_space("solo").contains(np.asarray(a, env.action_space("solo").dtype))
             obs, *_ = env.step({"solo": a})
+
+
+def test_skewed_maker_quotes_against_its_inventory():
+    """Longer than at the start -> both quotes lower (cheaper ask, lower bid); shorter -> higher;
+    passive maker: symmetric quotes at the touch."""
+    from gymnasium import spaces
+
+    sp = spaces.Box(-1.0, 1.0, (2, 4), np.float32)
+    pol = BASELINES["skewed_maker"](sp, half_spread=1.0, skew=20.0)
+    pol.reset()
+    port = np.zeros(6, np.float32)
+    obs = {"mask": np.array([1.0, 0.0], np.float32), "portfolio": port}
+    flat = pol.act(obs)
+    long = pol.act(dict(obs, portfolio=np.array([0.05, 0, 0, 0, 0, 0], np.float32)))
+    short = pol.act(dict(obs, portfolio=np.array([-0.05, 0, 0, 0, 0, 0], np.float32)))
+    # offsets in ticks: (x + 1) / 2 * 10
+    ticks = lambda a: (a[0, :2] + 1) / 2 * 10  # noqa: E731
+    np.testing.assert_allclose(ticks(flat), [1.0, 1.0], atol=1e-6)
+    np.testing.assert_allclose(ticks(long), [2.0, 0.0], atol=1e-6)  # bid further, ask at mid
+    np.testing.assert_allclose(ticks(short), [0.0, 2.0], atol=1e-6)
+    assert np.all(flat[1] == -1.0)  # dead slot: no quotes
+    pm = BASELINES["passive_maker"](sp).act(obs)
+    np.testing.assert_allclose((pm[0, :2] + 1) / 2 * 10, [0.5, 0.5], atol=1e-6)
+    assert pm[0, 2] == pm[0, 3] > -1
 
 
 def test_evaluation_summary_has_confidence_intervals():
