@@ -222,7 +222,7 @@ def test_field_errors_are_all_listed():
         "  assets[0].lot_size = 1.5: must be a whole number",
         '  agents[1].count = "many": must be an integer',
         "  agents[1].latency_steps = -1: must be >= 0",
-        "  rl_agents[0].action_mode = \"buy\": must be one of 'weights', 'orders' or 'discrete'",
+        "  rl_agents[0].action_mode = \"buy\": must be one of 'weights', 'orders', 'quotes' or 'discrete'",
         "  rl_agents[0].window = 0: must be >= 1",
     ]
 
