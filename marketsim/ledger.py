@@ -599,6 +599,22 @@ class Ledger:
             self._issued_shares[s] += lots
         return acc
 
+    def endow_shares(self, acc: int, slot: int, lots: int) -> None:
+        """Give an account ``lots`` (>= 0) of the asset in ``slot`` from outside the market (an
+        endowment in an asset listed after the account opened). O(1)."""
+        acc = self._account(acc)
+        s = self._slot(slot)
+        q = _int_arg("lots", lots, 0, MAX_POSITION_LOTS, " lots")
+        if acc == FEE_ACCOUNT:
+            raise ConfigError(f"endow_shares needs a trading account (>= 1), got acc={acc}")
+        if int(self._positions[acc, s]) + q > MAX_POSITION_LOTS:
+            raise ConfigError(
+                f"endow_shares: account {acc} would hold {int(self._positions[acc, s]) + q} lots "
+                f"of slot {s}; at most {MAX_POSITION_LOTS}"
+            )
+        self._positions[acc, s] += q
+        self._issued_shares[s] += q
+
     def deposit(self, acc: int, amount: float) -> None:
         """Add ``amount`` currency (> 0) to an account's cash from outside the market. O(1)."""
         acc = self._account(acc)

@@ -168,6 +168,8 @@ class MarketModel(mesa.Model):
         self._qslots: list[int] = []
         self._fbuf: list[tuple[int, int, np.ndarray]] = []
         self._fbuf_rows = 0
+        #: Endowments in assets not listed yet: symbol -> [[account, lots], ...].
+        self._pending_endow: dict[str, list[list[int]]] = {}
         # assets present from the start
         self._pending_adds = sorted(
             (a.add_at_step, i, a.symbol) for i, a in enumerate(sc.assets) if a.add_at_step > 0
@@ -256,12 +258,21 @@ class MarketModel(mesa.Model):
         allow_short: bool = True,
         leverage_limit: float | None = None,
     ) -> int:
-        """Open a ledger account with an endowment; return its id."""
+        """Open a ledger account with an endowment; return its id.
+
+        Shares of an asset that is not listed yet are credited when it lists.
+        """
         ex = self.scenario.exchange
         positions = {}
+        later: list[tuple[str, int]] = []
         for sym, q in (shares or {}).items():
             slot = self._slot_for(sym)
-            if q:
+            if not q:
+                continue
+            info = self.exchange.assets[slot]
+            if info is None or info.symbol != sym:
+                later.append((sym, int(q)))  # credited when ``sym`` lists (add_asset)
+            else:
                 positions[slot] = int(q)
         acc = self.ledger.add_account(
             cash,
@@ -275,6 +286,8 @@ class MarketModel(mesa.Model):
         while len(self.account_type) <= acc:
             self.account_type.append(agent_type)
         self.account_type[acc] = agent_type
+        for sym, q in later:
+            self._pending_endow.setdefault(sym, []).append([acc, q])
         return acc
 
     def _slot_for(self, symbol: str) -> int:
@@ -323,6 +336,8 @@ class MarketModel(mesa.Model):
         else:
             self.feed.add_asset(slot, a.initial_price)
         self._ring[:, slot, :] = NO_PRICE
+        for acc, q in self._pending_endow.pop(symbol, []):
+            self.ledger.endow_shares(acc, slot, q)
         if self.recorder is not None:
             self.flush_records()
         p0 = round(a.initial_price / a.tick_size)
@@ -755,6 +770,7 @@ class MarketModel(mesa.Model):
             "wake": wake,
             "pending_adds": [list(x) for x in self._pending_adds],
             "pending_removals": [list(x) for x in self._pending_removals],
+            "pending_endow": {k: [list(x) for x in v] for k, v in self._pending_endow.items()},
             "liquidations": self.liquidations,
             "day_started": self._day_started,
             "asset_names": list(self.recorder.asset_names) if self.recorder else None,
@@ -806,6 +822,9 @@ class MarketModel(mesa.Model):
         self._wake = {int(s): [by_acc[a] for a in v] for s, v in st["wake"].items()}
         self._pending_adds = [tuple(x) for x in st["pending_adds"]]
         self._pending_removals = [tuple(x) for x in st["pending_removals"]]
+        self._pending_endow = {
+            k: [[int(a), int(q)] for a, q in v] for k, v in st.get("pending_endow", {}).items()
+        }
         self.liquidations = int(st["liquidations"])
         self._day_started = int(st["day_started"])
         if self.recorder is not None and st.get("asset_names"):

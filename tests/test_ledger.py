@@ -629,3 +629,23 @@ def test_check_names_broken_quantity():
     led._cash[1] -= 1
     with pytest.raises(AssertionError, match="fees: cash"):
         led._check()
+
+
+def test_endow_shares_is_an_external_inflow_and_bad_input_changes_nothing():
+    led = Ledger(max_assets=2)
+    led.configure_asset(0, tick_size=1, lot_size=1, mark_ticks=10)
+    acc = led.add_account(1_000.0)
+    led.endow_shares(acc, 0, 25)
+    assert led.position(acc, 0) == 25 and led.issued_shares(0) == 25
+    led._check()
+    before = (led.positions.copy(), led.issued_shares(0))
+    for args, pattern in (
+        ((acc, 0, -1), "lots"),
+        ((acc, 1, 5), "slot 1 has no asset"),
+        ((0, 0, 5), "trading account"),
+        ((acc + 5, 0, 5), "account"),
+    ):
+        with pytest.raises(ConfigError, match=pattern):
+            led.endow_shares(*args)
+    assert np.array_equal(led.positions, before[0]) and led.issued_shares(0) == before[1]
+    led._check()

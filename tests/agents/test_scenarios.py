@@ -153,6 +153,25 @@ def test_checkpoint_before_a_listing_continues_identically(tmp_path):
     assert ta[ta.step >= 200].reset_index(drop=True).equals(m2.trades().reset_index(drop=True))
 
 
+def test_endowment_in_a_later_listed_asset_arrives_at_the_listing(tmp_path):
+    """mm_bank holds 5000 BANK2 from the listing on (not before); shares stay conserved, and a
+    checkpoint taken before the listing still delivers them."""
+    ov = ("assets.BANK2.add_at_step=300", "assets.TECH2.remove_at_step=600")
+    m = MarketModel(path("multi_asset"), overrides=ov)
+    bank = next(a for a in m.account_agent.values() if a.group == "mm_bank")
+    m.run(100)
+    assert m.exchange.books[3] is None and m.ledger._positions[bank.account, 3] == 0
+    ck = m.save(tmp_path / "ck.npz")
+    for model in (m, MarketModel.load(ck)):
+        model.step_hooks.append(check_invariants)
+        model.run(201)  # the listing step (300) has run
+        slot = model.exchange.slot_of("BANK2")
+        assert model.ledger.issued_shares(slot) == 5000
+        acc = next(a for a in model.account_agent.values() if a.group == "mm_bank").account
+        assert abs(int(model.ledger._positions[acc, slot]) - 5000) <= 200  # minus what it sold
+        model.ledger._check()
+
+
 def _restore_and_run(m: MarketModel, st: dict, steps: int):
     m.set_state(st)
     n = len(m.trades())
