@@ -1,7 +1,8 @@
 """Competitive RL study on ``scenarios/rl_competition.toml``: who wins, and why.
 
-Two RL market makers (``rl_mm_0``, ``rl_mm_1``; "orders" mode: per asset a signed size, a limit
-offset and a cancel-all flag) and one RL portfolio manager (``rl_pm``; "weights" mode) trade
+Two RL market makers (``rl_mm_0``, ``rl_mm_1``; "quotes" mode: per asset a bid and an ask as
+offsets from the mid and sizes, replacing their quotes at every decision) and one RL portfolio
+manager (``rl_pm``; "weights" mode) trade
 among scripted noise, value, momentum traders and two scripted market makers.
 
 Steps:
@@ -16,14 +17,17 @@ Steps:
 
    * ``mappo``: the trained policy for all three RL agents (deterministic actions);
    * ``random``: uniform random actions for all three;
-   * ``passive+cash``: the makers re-quote both sides at a fixed offset (``passive_maker``),
-     the PM stays in cash;
-   * ``passive+eqw``: passive makers, the PM holds equal weights (all in ABC);
+   * ``passive+cash``: the makers quote both sides at the touch with a fixed size
+     (``passive_maker``), the PM stays in cash;
+   * ``skewed+cash``: inventory-skewed makers (``skewed_maker``, Avellaneda-Stoikov-like:
+     quotes shifted against the position change), the PM in cash;
+   * ``skewed+eqw``: skewed makers, the PM holds equal weights (all in ABC): a large buyer;
    * ``idle``: every RL agent does nothing (cash policy) — the market *without* RL agents
      (their accounts exist but send no orders), the reference for spread and volatility.
 
 3. Per controller and agent: P&L as ``log(equity_end / equity_start)`` (mean and 95% CI over
-   episodes, t-interval), maker metrics from :func:`analysis.competition.competition_metrics`
+   episodes, t-interval), the same with the end positions valued at the fundamental instead of
+   the mid (``log_equity_fund``: without the agent's own temporary impact in its marks), maker metrics from :func:`analysis.competition.competition_metrics`
    (maker/taker volume and maker share of all volume, mean |inventory| and end inventory in
    lots relative to the start, quoted spread in ticks while two-sided, time share at the best
    bid/ask, share of top-of-book depth), and the market's time-averaged quoted spread (ticks)
@@ -62,12 +66,13 @@ logger = logging.getLogger(__name__)
 SCENARIO = Path(__file__).resolve().parents[1] / "scenarios" / "rl_competition.toml"
 #: MAPPO settings that keep PPO stable on short episodes (see agents/rl/mappo.py).
 PPO_SHORT = {"bootstrap_truncation": False, "squash_mean_reg": 0.1}
-CONTROLLERS = ("mappo", "random", "passive+cash", "passive+eqw", "idle")
+CONTROLLERS = ("mappo", "random", "passive+cash", "skewed+cash", "skewed+eqw", "idle")
 #: Baseline per (controller, agent kind).
 MIXES = {
     "random": {"mm": "random", "pm": "random"},
     "passive+cash": {"mm": "passive_maker", "pm": "cash"},
-    "passive+eqw": {"mm": "passive_maker", "pm": "equal_weight"},
+    "skewed+cash": {"mm": "skewed_maker", "pm": "cash"},
+    "skewed+eqw": {"mm": "skewed_maker", "pm": "equal_weight"},
     "idle": {"mm": "cash", "pm": "cash"},
 }
 
@@ -230,6 +235,11 @@ def play(make, name: str, seeds: list[int], env_kwargs: dict) -> tuple[list[dict
         cm = cm.set_index("account")
         total_vol = float(run.trades["qty"].sum())
         marks1 = env._marks()
+        # the same portfolios valued at the fundamental instead of the mid: strips the part
+        # of mark-to-market P&L that is the agent's own (temporary) price impact
+        fund = np.full_like(marks1, np.nan)
+        for sl in m.exchange.live_slots():
+            fund[sl] = m.fundamental_ticks(sl)
         ok = np.isfinite(marks0) & np.isfinite(marks1) & (marks0 > 0)
         growth = np.where(ok, marks1 / np.where(ok, marks0, 1.0) - 1.0, 0.0)
         for a in env.possible_agents:
@@ -242,6 +252,7 @@ def play(make, name: str, seeds: list[int], env_kwargs: dict) -> tuple[list[dict
                     "return": ret[a],
                     "log_equity": math.log(max(eq1[a], 1e-9) / eq0[a]),
                     "pnl": eq1[a] - eq0[a],
+                    "log_equity_fund": math.log(max(env._equity(a, fund), 1e-9) / eq0[a]),
                     # P&L over simply holding the initial endowment (shares + cash)
                     "excess_log_equity": math.log(
                         max(eq1[a], 1e-9) / (eq0[a] + float((vals0[a] * growth).sum()))
@@ -282,36 +293,43 @@ def summarize(df: pd.DataFrame, keys: list[str], cols: list[str]) -> pd.DataFram
 
 
 def plot(summary: pd.DataFrame, market: pd.DataFrame, path: Path) -> None:
-    """Bars: log-equity P&L per agent and controller (95% CI); market spread and volatility."""
+    """Bars: P&L per agent and controller marked at the mid and at the fundamental (95% CI);
+    market spread and volatility."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    fig = Figure(figsize=(12, 4))
+    fig = Figure(figsize=(16, 4))
     FigureCanvasAgg(fig)
     ctrls = list(dict.fromkeys(summary["controller"]))
     agents = list(dict.fromkeys(summary["agent"]))
     x = np.arange(len(ctrls))
-    ax = fig.add_subplot(1, 3, 1)
     w = 0.8 / len(agents)
-    for i, a in enumerate(agents):
-        s = summary[summary.agent == a].set_index("controller").reindex(ctrls)
-        ax.bar(
-            x + i * w,
-            s["log_equity"] * 1e4,
-            w,
-            yerr=np.nan_to_num(s["log_equity_ci"] * 1e4),
-            capsize=3,
-            label=a,
+    for j, (col, lab) in enumerate(
+        (
+            ("log_equity", "P&L, marked at the mid (bps)"),
+            ("log_equity_fund", "P&L, marked at the fundamental (bps)"),
         )
-    ax.set_xticks(x + w * (len(agents) - 1) / 2, ctrls, rotation=20, fontsize=8)
-    ax.set_ylabel("P&L: log equity (bps)")
-    ax.axhline(0, color="grey", lw=0.8)
-    ax.legend(fontsize=8)
+    ):
+        ax = fig.add_subplot(1, 4, 1 + j)
+        for i, a in enumerate(agents):
+            s = summary[summary.agent == a].set_index("controller").reindex(ctrls)
+            ax.bar(
+                x + i * w,
+                s[col] * 1e4,
+                w,
+                yerr=np.nan_to_num(s[f"{col}_ci"] * 1e4),
+                capsize=3,
+                label=a,
+            )
+        ax.set_xticks(x + w * (len(agents) - 1) / 2, ctrls, rotation=20, fontsize=8)
+        ax.set_ylabel(lab)
+        ax.axhline(0, color="grey", lw=0.8)
+        ax.legend(fontsize=8)
     m = market.set_index("controller").reindex(ctrls)
     for j, (col, lab) in enumerate(
         (("spread_ticks", "market quoted spread (ticks)"), ("vol60_bps", "60-s mid vol (bps)"))
     ):
-        ax = fig.add_subplot(1, 3, 2 + j)
+        ax = fig.add_subplot(1, 4, 3 + j)
         ax.bar(x, m[col], yerr=np.nan_to_num(m[f"{col}_ci"]), capsize=3, color=f"C{3 + j}")
         ax.set_xticks(x, ctrls, rotation=20, fontsize=8)
         ax.set_ylabel(lab)
@@ -383,6 +401,7 @@ def main() -> None:
     per_ep.to_csv(args.out / "rl_competition_eval.csv", index=False)
     cols = [
         "log_equity",
+        "log_equity_fund",
         "excess_log_equity",
         "pnl",
         "return",
@@ -430,7 +449,9 @@ def main() -> None:
         line = (
             f"{r['controller']:13s} {r['agent']:8s} logeq {r['log_equity'] * 1e4:+8.2f} "
             f"± {r['log_equity_ci'] * 1e4:6.2f} bps  vs hold {r['excess_log_equity'] * 1e4:+8.2f} "
-            f"± {r['excess_log_equity_ci'] * 1e4:6.2f} bps  pnl {r['pnl']:+9.0f}  "
+            f"± {r['excess_log_equity_ci'] * 1e4:6.2f} bps  at fundamental "
+            f"{r['log_equity_fund'] * 1e4:+8.2f} ± {r['log_equity_fund_ci'] * 1e4:6.2f} bps  "
+            f"pnl {r['pnl']:+9.0f}  "
             f"|inv| {r['inv_mean_abs']:7.1f} end {r['inv_final']:+7.1f}  "
             f"maker vol {r['maker_volume']:7.0f} share {r['maker_share']:.3f}  "
             f"taker vol {r['taker_volume']:7.0f}"
