@@ -2,12 +2,14 @@
 
 Types (scenario ``[[agents]] type = ...``): ``noise`` (:class:`NoiseTrader`), ``value``
 (:class:`ValueTrader`), ``market_maker`` (:class:`MarketMaker`), ``momentum``
-(:class:`MomentumTrader`), ``execution`` (:class:`ExecutionAgent`) and ``switching``
-(:class:`SwitchingTrader`).
+(:class:`MomentumTrader`), ``execution`` (:class:`ExecutionAgent`), ``switching``
+(:class:`SwitchingTrader`) and ``institutional`` (:class:`InstitutionalTrader`: Pareto-sized
+meta-orders split into child orders, the source of long memory in trade signs).
 """
 
 from agents.background.base import TRADER_TYPES, Trader, TraderParams, register_trader
 from agents.background.execution import ExecutionAgent, ExecutionParams
+from agents.background.institutional import InstitutionalParams, InstitutionalTrader
 from agents.background.market_maker import MarketMaker, MarketMakerParams
 from agents.background.momentum import MomentumParams, MomentumTrader
 from agents.background.noise import NoiseParams, NoiseTrader, SizeModel
@@ -18,6 +20,8 @@ __all__ = [
     "TRADER_TYPES",
     "ExecutionAgent",
     "ExecutionParams",
+    "InstitutionalParams",
+    "InstitutionalTrader",
     "MarketMaker",
     "MarketMakerParams",
     "MomentumParams",

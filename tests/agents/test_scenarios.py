@@ -76,7 +76,7 @@ def test_same_seed_same_trades(name):
 
 
 def all_types_scenario() -> dict:
-    """The quickstart market with every trader type: + switching traders and an execution agent."""
+    """The quickstart market with every trader type: + switching, institutional and execution."""
     with open(path("quickstart"), "rb") as fh:
         sc = tomllib.load(fh)
     for g in sc["agents"]:
@@ -84,6 +84,14 @@ def all_types_scenario() -> dict:
             g["params"].update(short_window=3, long_window=8, threshold_ticks=0.0)
     sc["agents"].append(
         {"type": "switching", "count": 10, "cash": 1e6, "params": {"wake_rate_per_hour": 300.0}}
+    )
+    sc["agents"].append(
+        {
+            "type": "institutional",
+            "count": 3,
+            "cash": 1e6,
+            "params": {"idle_mean_s": 60.0, "wake_rate_per_hour": 720.0, "meta_min_lots": 20.0},
+        }
     )
     sc["agents"].append(
         {
@@ -112,7 +120,15 @@ def test_checkpoint_mid_run_continues_identically_with_every_trader_type(tmp_pat
     sc = all_types_scenario()
     m = MarketModel(sc)
     types = {a.type_name for a in m.account_agent.values()}
-    assert types == {"noise", "value", "market_maker", "momentum", "execution", "switching"}
+    assert types == {
+        "noise",
+        "value",
+        "market_maker",
+        "momentum",
+        "execution",
+        "switching",
+        "institutional",
+    }
     assert types <= set(TRADER_TYPES)
     m.run(400)
     ck = m.save(tmp_path / "ck.npz")
