@@ -417,6 +417,13 @@ class MarketModel(mesa.Model):
             return int(self.exchange.last_price[slot])
         return int(self._ring[(self.t - 1 - delay_steps) % self._ring_len, slot, 4])
 
+    def agent_stream(self, account: int) -> np.random.Generator:
+        """A fresh random stream for the agent of ``account``: PCG64 seeded by the model's seed
+        and the account id (``SeedSequence(seed, spawn_key=(3, account))``, disjoint from the
+        model's own, feed and init streams). Same seed and account -> same stream. O(1)."""
+        ss = np.random.SeedSequence(self.seed, spawn_key=(3, int(account)))
+        return np.random.Generator(np.random.PCG64(ss))
+
     def fundamental_ticks(self, slot: int) -> float:
         """The feed's fundamental value of ``slot`` in ticks."""
         return float(self.feed.values()[slot] / self._tick[slot])

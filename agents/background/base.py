@@ -6,7 +6,11 @@ order-entry latency. Subclasses implement :meth:`Trader.act` and declare a pydan
 model registered under a type name with :func:`register_trader`; every numeric parameter may be
 drawn per agent from a distribution (see :mod:`marketsim.params`).
 
-Randomness: only ``self.model.rng`` (owned and seeded by the model).
+Randomness: decisions draw from :attr:`Trader.drng`, the agent's own stream (seeded from the
+model's seed and the agent's account id, created on first use); the wake-up schedule draws from
+``self.model.rng`` (the model's stream, in wake order), unless ``own_schedule_stream``. Own
+streams keep counterfactual runs aligned: a run with one more meta-order changes the market
+other agents see, but not the random numbers each of them draws.
 
 State: a subclass lists the attributes that change during a run in ``state_attrs`` (ints,
 floats, strings, lists, dicts with str keys, numpy arrays); checkpoints save and restore
@@ -94,6 +98,10 @@ class Trader(mesa.Agent):
     state_attrs: ClassVar[tuple[str, ...]] = ()
     #: Whether the exchange should call :meth:`on_fills` for this agent's trades and rejects.
     tracks_orders: ClassVar[bool] = False
+    #: Draw the wake-up schedule from :attr:`drng` too (agents whose schedule depends on the
+    #: market, so that their draws do not shift the model's stream).
+    own_schedule_stream: ClassVar[bool] = False
+    _drng: np.random.Generator | None = None
 
     def __init__(
         self,
@@ -122,6 +130,21 @@ class Trader(mesa.Agent):
         if self.tracks_orders:
             model.exchange.subscribe(self.account, self.on_fills)
 
+    # ------------------------------------------------------------------ randomness
+    @property
+    def drng(self) -> np.random.Generator:
+        """This agent's own random stream for its decisions (PCG64 seeded by the model's seed
+        and the account id; created on first use, saved in checkpoints)."""
+        g = self._drng
+        if g is None:
+            g = self._drng = self.model.agent_stream(self.account)
+        return g
+
+    @property
+    def schedule_rng(self) -> np.random.Generator:
+        """The stream of wake-up draws: the model's, or :attr:`drng` (own_schedule_stream)."""
+        return self.drng if self.own_schedule_stream else self.model.rng
+
     # ------------------------------------------------------------------ scheduling
     def next_wake(self, step: int) -> int | None:
         """The step of the next wake-up after ``step`` (None: not again today)."""
@@ -129,16 +152,16 @@ class Trader(mesa.Agent):
             return step + self._interval_steps
         if self._rate_per_step <= 0:
             return None
-        gap = self.model.rng.exponential(1.0 / self._rate_per_step)
+        gap = self.schedule_rng.exponential(1.0 / self._rate_per_step)
         return step + max(1, math.ceil(gap))
 
     def first_wake(self, day_start: int) -> int | None:
         """The first wake-up step of a day starting at ``day_start``."""
         if self._interval_steps:
-            return day_start + int(self.model.rng.integers(0, self._interval_steps))
+            return day_start + int(self.schedule_rng.integers(0, self._interval_steps))
         if self._rate_per_step <= 0:
             return None
-        return day_start + int(self.model.rng.exponential(1.0 / self._rate_per_step))
+        return day_start + int(self.schedule_rng.exponential(1.0 / self._rate_per_step))
 
     def wake(self, step: int) -> None:
         """Called by the model when this agent's wake-up step comes: act, then reschedule."""
@@ -217,7 +240,7 @@ class Trader(mesa.Agent):
     def _arrival(self) -> int:
         d = self.latency_steps
         if self.latency_jitter_steps:
-            d += int(self.model.rng.integers(0, self.latency_jitter_steps + 1))
+            d += int(self.drng.integers(0, self.latency_jitter_steps + 1))
         return self.model.t + d
 
     def limit(self, slot: int, side: int, price: int, qty: int) -> int:
@@ -254,6 +277,7 @@ class Trader(mesa.Agent):
         out: dict[str, Any] = {"n_wakes": self.n_wakes}
         for name in self.state_attrs:
             out[name] = copy.deepcopy(getattr(self, name))
+        out["drng"] = None if self._drng is None else self._drng.bit_generator.state
         return out
 
     def set_state(self, state: dict[str, Any]) -> None:
@@ -261,6 +285,12 @@ class Trader(mesa.Agent):
         self.n_wakes = int(state["n_wakes"])
         for name in self.state_attrs:
             setattr(self, name, copy.deepcopy(state[name]))
+        st = state.get("drng")
+        if st is None:
+            self.__dict__.pop("_drng", None)  # not created yet (the class default is None)
+        else:
+            self._drng = self.model.agent_stream(self.account)
+            self._drng.bit_generator.state = copy.deepcopy(st)
 
 
 __all__ = [

@@ -34,7 +34,8 @@ An agent alternates between two phases:
   meta-order that would cross it is cut short (``n_truncated``).
 
 A meta-order still running at the close is abandoned (``n_abandoned``): every day starts idle.
-All draws come from ``model.rng`` in a fixed order, so a run is deterministic for a seed; the
+All draws (schedule included: ``own_schedule_stream``) come from its own stream ``drng``, so a
+run is deterministic for a seed; the
 state (phase, meta-order, children in flight, counters) is saved in checkpoints.
 
 Cost per wake: O(children in flight) (one or two) plus 1-3 scalar draws.
@@ -114,6 +115,7 @@ class InstitutionalTrader(Trader):
     """Executes Pareto-sized meta-orders as streams of small child orders (module docs)."""
 
     Params = InstitutionalParams
+    own_schedule_stream = True  # when the next meta-order starts depends on the market
     state_attrs = (
         "active",
         "meta_side",
@@ -188,12 +190,12 @@ class InstitutionalTrader(Trader):
     # ------------------------------------------------------------------ draws
     def draw_meta_size(self) -> int:
         """One meta-order size in lots: ``floor`` of a truncated Pareto draw. One draw, O(1)."""
-        x = truncated_pareto(self.model.rng.random(), self.alpha, self.min_lots, self.max_lots)
+        x = truncated_pareto(self.drng.random(), self.alpha, self.min_lots, self.max_lots)
         return max(1, min(int(x), int(self.max_lots)))
 
     def draw_side(self, slot: int) -> int:
         """BUY or SELL: toward the fundamental with ``informed_prob``, else a fair coin. O(1)."""
-        rng = self.model.rng
+        rng = self.drng
         if self.informed_prob > 0.0 and rng.random() < self.informed_prob:
             gap = self.fundamental(slot) - self.mid(slot)
             if gap == gap and gap != 0.0:
@@ -202,11 +204,11 @@ class InstitutionalTrader(Trader):
 
     # ------------------------------------------------------------------ scheduling
     def _idle_gap(self, step: int) -> int:
-        return step + max(1, math.ceil(self.model.rng.exponential(self._idle_steps)))
+        return step + max(1, math.ceil(self.drng.exponential(self._idle_steps)))
 
     def first_wake(self, day_start: int) -> int | None:
         """Every day starts idle: the first meta-order after an exponential idle time."""
-        return day_start + int(self.model.rng.exponential(self._idle_steps))
+        return day_start + int(self.drng.exponential(self._idle_steps))
 
     def next_wake(self, step: int) -> int | None:
         """The next child while executing (the base schedule), else the end of an idle gap."""

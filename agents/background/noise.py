@@ -24,7 +24,7 @@ time of the session and one order.
 ``round_lot_lots * k`` where ``k`` is geometric with ``P(k = 1) = 0.875``, close to ABIDES's
 ``OrderSizeModel`` (20 % lognormal, 80 % multiples of 100 shares, 87.5 % of them single lots).
 
-Cost per wake: a handful of scalar draws from ``model.rng``; O(1) besides stale-order cancels.
+Cost per wake: a handful of scalar draws from its own stream (``drng``); O(1) besides stale-order cancels.
 """
 
 from __future__ import annotations
@@ -202,7 +202,7 @@ class NoiseTrader(Trader):
         """One uniform wake-up in the session with ``single_wake_per_day``, else as the base."""
         if self.single_wake:
             spd = self.model.session.steps_per_day
-            return day_start + int(self.model.rng.random() * spd)
+            return day_start + int(self.schedule_rng.random() * spd)
         return super().first_wake(day_start)
 
     def next_wake(self, step: int) -> int | None:
@@ -230,7 +230,7 @@ class NoiseTrader(Trader):
         slots = self.tradable_slots()
         if not slots:
             return
-        rng = self.model.rng
+        rng = self.drng
         slot = slots[0] if len(slots) == 1 else slots[int(rng.random() * len(slots))]
         side = BUY if rng.random() < self.buy_prob else SELL
         qty = self.size_model.draw(rng)

@@ -181,7 +181,7 @@ class SwitchingTrader(Trader):
         slots = self.tradable_slots()
         if not slots:
             return
-        rng = self.model.rng
+        rng = self.drng
         slot = slots[0] if len(slots) == 1 else slots[int(rng.random() * len(slots))]
         m = self.mid(slot)
         if m != m:

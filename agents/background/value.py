@@ -137,7 +137,7 @@ class ValueTrader(Trader):
         obs_sd = self.obs_sigma / tick
         obs = self.fundamental(slot)
         if obs_sd > 0.0:
-            obs += obs_sd * self.model.rng.standard_normal()
+            obs += obs_sd * self.drng.standard_normal()
         obs_var = obs_sd * obs_sd
         session = self.model.session
         m = self._est.get(slot)
@@ -182,7 +182,7 @@ class ValueTrader(Trader):
         slots = self.tradable_slots()
         if not slots:
             return
-        rng = self.model.rng
+        rng = self.drng
         slot = slots[0] if len(slots) == 1 else slots[int(rng.random() * len(slots))]
         r_t = self.estimate(slot, step, self.model.exchange.assets[slot].tick_size)
         oid = self._live.pop(slot, 0)

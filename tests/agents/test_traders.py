@@ -272,7 +272,7 @@ def test_value_filter_matches_batch_gaussian_posterior(kappa):
     for k, st in enumerate(steps):
         a.model.fundamental_ticks = lambda s, k=k: FUND + 7.0 * k  # any path: only obs matter
         twin = np.random.default_rng()
-        twin.bit_generator.state = m.rng.bit_generator.state
+        twin.bit_generator.state = a.drng.bit_generator.state  # its own stream
         obs.append(FUND + 7.0 * k + obs_sig / 0.01 * twin.standard_normal())
         a.estimate(0, st, 0.01)
     t = np.asarray(steps, dtype=float)
@@ -560,6 +560,108 @@ def test_herding_pulls_agents_to_the_majority():
     chart = ags[1]
     chart.act(m.t)  # exp(-40): stays
     assert chart.chartist
+
+
+def _ema_reference(times_s: list[float], mids: list[float], halflife_s: float) -> float:
+    """The EMA as an explicit weighted sum: weight 2^-(t_n - t_k)/H (1 - 2^-(t_k - t_k-1)/H)
+    on the mid seen at t_k, and 2^-(t_n - t_0)/H on the first."""
+    tn = times_s[-1]
+    out = 2.0 ** (-(tn - times_s[0]) / halflife_s) * mids[0]
+    for k in range(1, len(mids)):
+        gain = 1.0 - 2.0 ** (-(times_s[k] - times_s[k - 1]) / halflife_s)
+        out += 2.0 ** (-(tn - times_s[k]) / halflife_s) * gain * mids[k]
+    return out
+
+
+@pytest.mark.parametrize("weight", [0.0, 0.25])
+def test_ema_anchor_follows_the_mid_with_its_half_life(weight):
+    m, (a,), lp = _switching(
+        1, switch_rate=0.0, chartist_prob_init=0.0, anchor="ema", anchor_halflife_s=300.0,
+        anchor_fundamental_weight=weight,
+    )  # fmt: skip
+    rng = np.random.default_rng(11)
+    steps = np.cumsum(rng.integers(1, 120, size=40))
+    mids = 9950 + np.cumsum(rng.integers(-5, 6, size=40))
+    seen_t, seen_m = [], []
+    for st, mid in zip(steps.tolist(), mids.tolist(), strict=True):
+        set_book(m, lp, mid - 1, mid + 1)
+        got = a.anchor_value(0, a.mid(0), st)
+        seen_t.append(float(st))  # step_seconds = 1
+        seen_m.append(float(mid))
+        ref = _ema_reference(seen_t, seen_m, 300.0)
+        assert got == pytest.approx(weight * FUND + (1.0 - weight) * ref, abs=1e-9)
+    # one half-life after a jump, the EMA has covered half of it
+    e0 = a._anchor_ema[0][0]
+    set_book(m, lp, 10199, 10201)
+    e1 = (a.anchor_value(0, 10200.0, int(steps[-1]) + 300) - weight * FUND) / (1.0 - weight)
+    assert e1 == pytest.approx(e0 + 0.5 * (10200.0 - e0))
+    # the EMA is saved in the agent's state: restored, it continues identically
+    t = int(steps[-1]) + 300
+    st = a.get_state()
+    assert st["_anchor_ema"] == {0: (a._anchor_ema[0][0], t)}
+    x = a.anchor_value(0, 10300.0, t + 100)
+    a.set_state(st)
+    assert a.anchor_value(0, 10300.0, t + 100) == x
+
+
+def test_ema_anchored_fundamentalist_trades_toward_the_average_not_the_value():
+    m, (a,), lp = _switching(
+        1, switch_rate=0.0, chartist_prob_init=0.0, size_lots=3, anchor="ema",
+        fundamentalist_threshold_ticks=5.0, anchor_halflife_s=60.0,
+    )  # fmt: skip
+    set_book(m, lp, 9899, 9901)  # 100 ticks below the value, but that is where it has been
+    a.act(0)
+    a.act(600)
+    assert queued(m, a.account) == []
+    set_book(m, lp, 9919, 9921)  # 20 ticks above the average: sells, though below the value
+    a.act(601)
+    assert [(o[4], o[5], o[3]) for o in queued(m, a.account)] == [(MARKET, SELL, 3)]
+
+
+def test_fundamental_anchor_is_the_default_and_full_weight_ema_matches_it():
+    common = dict(
+        wake_rate_per_hour=1200.0, chartist_prob_init=0.5, switch_rate=0.05,
+        mispricing_weight=0.1, fundamentalist_threshold_ticks=1.0, position_per_tick=5.0,
+    )  # fmt: skip
+    noise = group("noise", 20, wake_rate_per_hour=600.0)
+    sc_sigma = {"kappa": 1e-4, "sigma": 0.01}
+    runs = []
+    for extra in (
+        {},
+        {"anchor": "fundamental"},
+        {"anchor": "ema", "anchor_fundamental_weight": 1.0},
+    ):
+        sc = scenario([noise, group("switching", 10, **common, **extra)])
+        sc["fundamental"]["params"] = sc_sigma
+        mm = MarketModel(sc)
+        mm.run(1200)
+        ags = agents_of(mm, SwitchingTrader)
+        assert ags[0].anchor == extra.get("anchor", "fundamental")
+        if "anchor" not in extra or extra["anchor"] == "fundamental":
+            assert all(ag._anchor_ema == {} for ag in ags)
+        runs.append(mm.trades())
+    assert len(runs[0]) > 50
+    assert runs[0].equals(runs[1]) and runs[0].equals(runs[2])
+
+
+@pytest.mark.parametrize(
+    ("params", "needle"),
+    [
+        ({"anchor_halflife_s": 0.0}, "params.anchor_halflife_s = 0.0"),
+        ({"anchor_halflife_s": -5.0}, "params.anchor_halflife_s = -5.0"),
+        ({"anchor_fundamental_weight": 1.5}, "params.anchor_fundamental_weight = 1.5"),
+        ({"anchor_fundamental_weight": -0.1}, "params.anchor_fundamental_weight = -0.1"),
+    ],
+)
+def test_bad_anchor_params_raise_naming_the_key(params, needle):
+    with pytest.raises(ConfigError, match="agents group") as e:
+        build(group("switching", anchor="ema", **params))
+    assert needle in str(e.value)
+
+
+def test_unknown_anchor_is_rejected_at_load():
+    with pytest.raises(ConfigError, match="anchor"):
+        build(group("switching", anchor="last_trade"))
 
 
 def test_execution_limit_at_touch_uses_ioc_at_the_opposite_best():
