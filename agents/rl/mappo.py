@@ -12,14 +12,16 @@ Reads top to bottom (cleanrl style): config, networks, rollout buffer, GAE, upda
   market maker and a portfolio trader) get separate networks.
 * Observations are flattened per agent; market Dict observations go through
   :class:`~agents.rl.networks.MarketEncoder` and per-asset action heads.
-* Truncated episodes bootstrap ``r + gamma * V(final state)``; terminated ones do not.
-  Value targets are normalised with running statistics (MAPPO's ValueNorm) when
+* Truncated episodes bootstrap ``r + gamma * V(final state)``; terminated ones do not (see
+  ``bootstrap_truncation``: with a clock-less observation a time limit must not be treated as
+  terminal). Value targets are normalised with running statistics (MAPPO's ValueNorm) when
   ``value_norm``.
 
 Example:
     >>> from mpe2 import simple_spread_v3
-    >>> env_fn = lambda: simple_spread_v3.parallel_env(N=3, continuous_actions=True)
-    >>> policy, history = train(env_fn, MAPPOConfig(), seed=0, total_steps=20_000)  # doctest: +SKIP
+    >>> env_fn = lambda: simple_spread_v3.parallel_env(N=3, max_cycles=25)
+    >>> cfg = MAPPOConfig(gamma=0.95, num_envs=16, num_steps=25)  # benchmarks/bench_marl_spread.py
+    >>> policy, history = train(env_fn, cfg, seed=0, total_steps=150_000)  # doctest: +SKIP
     >>> obs, _ = env.reset(seed=1); actions = policy.act(obs)  # doctest: +SKIP
 """
 
@@ -107,7 +109,10 @@ class MAPPOConfig:
     bootstrap_truncation: bool = True
     """At a time-limit truncation add ``gamma * V(final obs)`` to the reward (the correct
     infinite-horizon target). False treats the time limit as terminal, as the MAPPO reference
-    code does for MPE (finite-horizon values, lower-variance targets)."""
+    code does for MPE; that is only consistent when the observation carries the time left.
+    Without a clock (MPE, the market env) the finite-horizon return-to-go is not a function of
+    the critic's input, value errors swamp the advantages, and MAPPO/IPPO stayed at random
+    level on simple_spread (docs/marl.md). Keep True unless the agents observe the clock."""
     net: NetConfig = field(default_factory=NetConfig)
     """Network sizes and market-encoder options."""
 

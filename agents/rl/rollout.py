@@ -50,20 +50,26 @@ class PoolStep:
 class EnvPool:
     """``num_envs`` ParallelEnv copies stepped in lockstep, with auto-reset.
 
-    Env ``i`` is reset with ``seed + i`` once, then with ``seed=None`` (its own RNG goes on),
-    so a pool is deterministic given ``seed``. Observations are flattened per agent; an agent
-    not in ``env.agents`` has alive False and a zero observation. Cost per step: one
-    ``env.step`` per env plus O(E * sum of obs sizes) copying.
+    Env ``i`` is reset once with the ``i``-th child seed of ``SeedSequence(seed)``, then with
+    ``seed=None`` (its own RNG goes on), so a pool is deterministic given ``seed``, and pools of
+    different seeds share no env streams (with ``seed + i`` the pools of seeds 0 and 1 would
+    replay the same episodes in all but one env, making "independent" training seeds alike).
+    Observations are flattened per agent; an agent not in ``env.agents`` has alive False and a
+    zero observation. Cost per step: one ``env.step`` per env plus O(E * sum of obs sizes)
+    copying.
 
     Attributes:
         obs: {agent: (E, obs_dim)} current observations.
         alive: {agent: (E,)} bool.
         state: (E, state_dim) current global state.
+        env_seeds: the first-reset seed of each env.
     """
 
     def __init__(self, env_fn: EnvFn, num_envs: int, seed: int):
         if num_envs < 1:
             raise ConfigError(f"num_envs={num_envs} must be >= 1")
+        if seed < 0:
+            raise ConfigError(f"seed={seed} must be >= 0 (it seeds a numpy SeedSequence)")
         self.envs = [env_fn() for _ in range(num_envs)]
         env0 = self.envs[0]
         self.agents: list[str] = list(env0.possible_agents)
@@ -72,6 +78,10 @@ class EnvPool:
         self.obs_dims = {a: flat_dim(self.obs_spaces[a]) for a in self.agents}
         self.num_envs = num_envs
         self.seed = seed
+        self.env_seeds = [
+            int(child.generate_state(1)[0])
+            for child in np.random.SeedSequence(seed).spawn(num_envs)
+        ]
         self._use_env_state: bool | None = None
         self.state_dim = 0
         e = num_envs
@@ -103,7 +113,7 @@ class EnvPool:
                 self.alive[a][i] = False
 
     def _reset_env(self, i: int, first: bool) -> None:
-        obs, _ = self.envs[i].reset(seed=self.seed + i if first else None)
+        obs, _ = self.envs[i].reset(seed=self.env_seeds[i] if first else None)
         self._set_obs(i, obs)
         for a in self.agents:
             self._ep_return[a][i] = 0.0
@@ -115,7 +125,7 @@ class EnvPool:
         self.state_dim = self.state.shape[1]
 
     def reset(self) -> None:
-        """Reset every env (first time with ``seed + i``)."""
+        """Reset every env (first time with its child seed)."""
         for i in range(self.num_envs):
             self._reset_env(i, first=True)
         self._refresh_state()
