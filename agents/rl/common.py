@@ -42,6 +42,27 @@ from marketsim.errors import ConfigError, StateError
 logger = logging.getLogger(__name__)
 
 LogFn = Callable[[dict[str, float]], None]
+
+
+def resolve_device(name: str) -> torch.device:
+    """``"auto"`` (CUDA when present, else CPU), ``"cpu"``, ``"cuda"`` or ``"cuda:N"``.
+
+    Raises:
+        ConfigError: an unknown name, or CUDA asked for on a machine without it.
+    """
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(name)
+    except (RuntimeError, TypeError):
+        raise ConfigError(f"device = {name!r}: use 'auto', 'cpu', 'cuda' or 'cuda:N'") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"device = {name!r}: CUDA is not available here (use 'auto' or 'cpu')")
+    if dev.type not in ("cpu", "cuda"):
+        raise ConfigError(f"device = {name!r}: use 'auto', 'cpu', 'cuda' or 'cuda:N'")
+    return dev
+
+
 """Called with each metrics dict as training goes."""
 
 

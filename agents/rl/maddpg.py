@@ -41,6 +41,7 @@ from agents.rl.common import (
     group_agents,
     one_hot_ids,
     polyak,
+    resolve_device,
 )
 from agents.rl.rollout import EnvFn, EnvPool, episode_metrics
 from marketsim.errors import ConfigError
@@ -91,6 +92,9 @@ class MADDPGConfig:
     """Joint env steps between metrics records."""
     net: NetConfig = field(default_factory=lambda: NetConfig(activation="relu"))
     """Network sizes and market-encoder options."""
+    device: str = "cpu"
+    """Torch device for training: "cpu", "cuda", "cuda:N" or "auto" (CUDA when present). The
+    returned policy is moved to the CPU (rollouts and saved weights are CPU-side)."""
 
 
 # --------------------------------------------------------------------------- networks
@@ -180,7 +184,7 @@ class MADDPGPolicy(GroupPolicyIO, nn.Module):
                 b, len(present), -1
             )
             for k, ag in enumerate(present):
-                out[ag] = a[:, k].numpy()
+                out[ag] = a[:, k].cpu().numpy()
         return out
 
     def act(self, obs: dict[str, Any], deterministic: bool = True) -> dict[str, Any]:
@@ -412,7 +416,8 @@ def train(
             f"batch_size={cfg.batch_size}, train_frequency={cfg.train_frequency} must be >= 1 "
             f"and tau={cfg.tau} in (0, 1]"
         )
-    with torch.random.fork_rng(devices=[]):
+    dev = resolve_device(cfg.device)
+    with torch.random.fork_rng(devices=[]), torch.device(dev):
         torch.manual_seed(seed)
         tr = _Trainer(env_fn, cfg, seed)
         pool = tr.pool
@@ -465,4 +470,4 @@ def train(
                 episodes = []
                 next_log = step + cfg.log_interval
         pool.close()
-        return tr.policy, history
+        return tr.policy.to("cpu"), history

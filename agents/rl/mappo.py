@@ -49,6 +49,7 @@ from agents.rl.common import (
     group_agents,
     one_hot_ids,
     raw_action_shape,
+    resolve_device,
 )
 from agents.rl.distributions import SquashedDiagGaussian
 from agents.rl.rollout import EnvFn, EnvPool, episode_metrics
@@ -115,6 +116,9 @@ class MAPPOConfig:
     level on simple_spread (docs/marl.md). Keep True unless the agents observe the clock."""
     net: NetConfig = field(default_factory=NetConfig)
     """Network sizes and market-encoder options."""
+    device: str = "cpu"
+    """Torch device for training: "cpu", "cuda", "cuda:N" or "auto" (CUDA when present). The
+    returned policy is moved to the CPU (rollouts and saved weights are CPU-side)."""
 
 
 # --------------------------------------------------------------------------- networks
@@ -324,7 +328,7 @@ class _Trainer:
         v = self.critics[gi](torch.as_tensor(critic_in.reshape(e * n, d)), ids)
         if self.cfg.value_norm:
             v = self.value_norms[gi].denormalize(v)
-        return v.reshape(e, n).numpy()
+        return v.reshape(e, n).cpu().numpy()
 
     # ----- rollout
     @torch.no_grad()
@@ -356,9 +360,9 @@ class _Trainer:
                     torch.as_tensor(obs.reshape(e * len(g), -1)), self.policy.ids(gi, e)
                 )
                 raw = dist.sample()
-                b.logprobs[t] = dist.log_prob(raw).reshape(e, len(g)).numpy()
-                b.actions[t] = raw.reshape(e, len(g), *b.actions.shape[3:]).numpy()
-                env_act = dist.to_env(raw).numpy().reshape(e, len(g), -1)
+                b.logprobs[t] = dist.log_prob(raw).reshape(e, len(g)).cpu().numpy()
+                b.actions[t] = raw.reshape(e, len(g), *b.actions.shape[3:]).cpu().numpy()
+                env_act = dist.to_env(raw).cpu().numpy().reshape(e, len(g), -1)
                 for k, a in enumerate(g):
                     actions[a] = [env_action(pool.act_spaces[a], env_act[i, k]) for i in range(e)]
             step = pool.step(actions)
@@ -501,7 +505,8 @@ def train(
             f"num_steps={cfg.num_steps}, update_epochs={cfg.update_epochs}, "
             f"num_minibatches={cfg.num_minibatches}: all must be >= 1"
         )
-    with torch.random.fork_rng(devices=[]):
+    dev = resolve_device(cfg.device)
+    with torch.random.fork_rng(devices=[]), torch.device(dev):
         torch.manual_seed(seed)
         tr = _Trainer(env_fn, cfg, seed)
         per_iter = cfg.num_envs * cfg.num_steps
@@ -523,4 +528,4 @@ def train(
                 log_fn(metrics)
         tr.pool.close()
         logger.info("MAPPO finished %d iterations", n_iters)
-        return tr.policy, history
+        return tr.policy.to("cpu"), history

@@ -46,6 +46,7 @@ from agents.rl.common import (
     flatten_obs,
     group_agents,
     one_hot_ids,
+    resolve_device,
 )
 from agents.rl.networks import DiscreteAssetHead
 from agents.rl.rollout import EnvFn, EnvPool, episode_metrics
@@ -109,6 +110,9 @@ class QMIXConfig:
     """Joint env steps between metrics records."""
     net: NetConfig = field(default_factory=lambda: NetConfig(activation="relu"))
     """Network sizes and market-encoder options."""
+    device: str = "cpu"
+    """Torch device for training: "cpu", "cuda", "cuda:N" or "auto" (CUDA when present). The
+    returned policy is moved to the CPU (rollouts and saved weights are CPU-side)."""
 
 
 # --------------------------------------------------------------------------- networks
@@ -245,7 +249,7 @@ class QMIXPolicy(GroupPolicyIO, nn.Module):
         b, n, _ = obs.shape
         net = self.nets[gi]
         q, h, live = net(torch.as_tensor(obs.reshape(b * n, -1)), self.ids(gi, members, b), hidden)
-        return net.greedy(q, live).reshape(b, n, -1).numpy(), h
+        return net.greedy(q, live).reshape(b, n, -1).cpu().numpy(), h
 
     def act(self, obs: dict[str, Any], deterministic: bool = True) -> dict[str, Any]:
         """Greedy actions (the flag is ignored: QMIX is greedy at evaluation)."""
@@ -508,7 +512,8 @@ def train(
             f"seq_len={cfg.seq_len}, batch_size={cfg.batch_size}, "
             f"target_update_interval={cfg.target_update_interval}: all must be >= 1"
         )
-    with torch.random.fork_rng(devices=[]):
+    dev = resolve_device(cfg.device)
+    with torch.random.fork_rng(devices=[]), torch.device(dev):
         torch.manual_seed(seed)
         tr = _Trainer(env_fn, cfg, seed)
         pool = tr.pool
@@ -573,4 +578,4 @@ def train(
                 episodes = []
                 next_log = step + cfg.log_interval
         pool.close()
-        return tr.policy, history
+        return tr.policy.to("cpu"), history

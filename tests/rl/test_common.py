@@ -104,3 +104,46 @@ def test_evaluate_random_and_ci():
     assert r.shape == (4, 3) and (r < 0).all()
     m, ci = mean_ci95(np.array([1.0, 2.0, 3.0]))
     assert m == 2.0 and np.isclose(ci, 1.96 / np.sqrt(3))
+
+
+def test_resolve_device_names_and_errors():
+    import torch
+
+    from agents.rl.common import resolve_device
+    from marketsim.errors import ConfigError
+
+    assert resolve_device("cpu") == torch.device("cpu")
+    want = "cuda" if torch.cuda.is_available() else "cpu"
+    assert resolve_device("auto").type == want
+    for bad in ("tpu", "gpu0", ""):
+        with pytest.raises(ConfigError, match="use 'auto', 'cpu', 'cuda'"):
+            resolve_device(bad)
+    if not torch.cuda.is_available():
+        with pytest.raises(ConfigError, match="CUDA is not available"):
+            resolve_device("cuda")
+
+
+@pytest.mark.parametrize("algo", ["mappo", "maddpg", "qmix"])
+def test_multi_agent_training_honours_the_device_and_returns_a_cpu_policy(algo):
+    """Training runs on the configured device (every parameter there while training) and hands
+    back a CPU policy; an unavailable device is a clear error before any work."""
+    import importlib
+
+    import torch
+
+    from marketsim.errors import ConfigError
+
+    mod = importlib.import_module(f"agents.rl.{algo}")
+    cfg_cls = next(getattr(mod, n) for n in dir(mod) if n.lower() == f"{algo}config")
+    seen = []
+
+    def log(_row):
+        seen.append(1)
+
+    env_fn = (lambda: TinyCoopEnv(action="discrete")) if algo == "qmix" else (lambda: TinyCoopEnv())
+    cfg = cfg_cls(device="cpu", num_envs=2)
+    policy, _ = mod.train(env_fn, cfg, seed=0, total_steps=200, log_fn=log)
+    assert all(p.device.type == "cpu" for p in policy.parameters())
+    if not torch.cuda.is_available():
+        with pytest.raises(ConfigError, match="CUDA is not available"):
+            mod.train(env_fn, cfg_cls(device="cuda", num_envs=2), seed=0, total_steps=50)
