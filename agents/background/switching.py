@@ -27,18 +27,41 @@ assets, observes the (delayed) mid ``m`` and the fundamental ``F`` (ticks), and:
    population with spread-out thresholds the liquidity waiting to sell into a rising price
    then grows linearly with the distance from the value, the latent order book behind the
    square-root impact law (Toth et al. 2011; Donier et al. 2015); it is off by default (0:
-   trade ``size_lots`` whenever beyond the threshold).
+   trade ``size_lots`` whenever beyond the threshold). Such a fundamentalist keeps its position
+   while the mispricing shrinks back inside its threshold; with ``unwind = true`` it trades
+   toward its target at every wake-up instead, back to 0 inside the threshold: its position is
+   a demand curve of the mispricing alone, ``-sign(gap) position_per_tick (|gap| -
+   threshold)+``, so the latent book it forms is whole again whenever the price comes back.
+
+What a fundamentalist calls the value is its *anchor* ``A`` (``F`` above stands for it): with
+``anchor = "fundamental"`` (the default) ``A = F``; with ``anchor = "ema"``
+
+    ``A = w F + (1 - w) E``,  ``E <- E + alpha (m - E)``,  ``alpha = 1 - 2^(-dt / H)``,
+
+where ``E`` is an exponential moving average of the mid the agent sees, updated at each of its
+wake-ups (``dt`` the trading seconds since its previous update of that slot, overnight gaps not
+counted; ``E`` starts at the first mid it sees), ``H = anchor_halflife_s`` and ``w =
+anchor_fundamental_weight``. The mispricing ``A - m`` then drives the signal, the position
+target and the switching term alike. Why: with position targets the anchor is the centre of
+the agents' latent order book. Centred on ``F`` it sits wherever the value is, and when the
+price has drifted away from it the marginal liquidity a meta-order meets is the (linear) slope
+of a book already half used up: the impact answers linearly. Centred on a slow average of the
+price, the book moves with the price and a meta-order much faster than ``H`` eats into a book
+whose depth grows linearly with the distance from the current price - the condition of the
+square-root impact law (Toth et al. 2011; Donier, Bonart, Mastromatteo & Bouchaud 2015); the
+weight ``w`` keeps some pull toward the value.
 
 The group's counts live on the model (``model._switching_counts[group] = [n_c, n]``, created on
 first use) and always equal the sum of its agents' states: every switch updates them and
 :meth:`SwitchingTrader.set_state` (checkpoint restore) moves the agent's contribution, so they
-need no state of their own. Cost per wake: a few scalar float operations and 2-3 draws.
+need no state of their own. Cost per wake: a few scalar float operations (one ``exp2`` more with
+the ema anchor) and 2-3 draws.
 """
 
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import Field
 
@@ -106,6 +129,23 @@ class SwitchingParams(TraderParams):
     max_position_lots: IntNum = Field(
         0, description="Cap on |position| in lots (orders are cut to respect it); 0 = none."
     )
+    unwind: bool = Field(
+        False,
+        description="With position_per_tick > 0: fundamentalists also trade back toward "
+        "position 0 as the mispricing shrinks (a demand curve); False = hold until beyond "
+        "the threshold on the other side.",
+    )
+    anchor: Literal["fundamental", "ema"] = Field(
+        "fundamental",
+        description="Fundamentalists' value: the fundamental, or w * fundamental + (1 - w) * an "
+        "EMA of the mid they see (w = anchor_fundamental_weight).",
+    )
+    anchor_halflife_s: Num = Field(
+        3600.0, description="anchor = 'ema': half-life of the mid's EMA in trading seconds (> 0)."
+    )
+    anchor_fundamental_weight: Num = Field(
+        0.0, description="anchor = 'ema': weight w of the fundamental in the anchor, in [0, 1]."
+    )
 
 
 @register_trader("switching")
@@ -113,7 +153,15 @@ class SwitchingTrader(Trader):
     """A trader that switches between chartism and fundamentalism (see the module docs)."""
 
     Params = SwitchingParams
-    state_attrs = ("chartist", "n_switches", "perf_chartist", "perf_fund", "_ewma", "_prev")
+    state_attrs = (
+        "chartist",
+        "n_switches",
+        "perf_chartist",
+        "perf_fund",
+        "_ewma",
+        "_prev",
+        "_anchor_ema",
+    )
 
     def __init__(
         self,
@@ -149,6 +197,24 @@ class SwitchingTrader(Trader):
             raise self.param_error("size_lots", self.size, "must be >= 1")
         if self.max_pos < 0:
             raise self.param_error("max_position_lots", self.max_pos, "must be >= 0")
+        self.anchor = str(p["anchor"])
+        if self.anchor not in ("fundamental", "ema"):
+            raise self.param_error("anchor", self.anchor, "must be 'fundamental' or 'ema'")
+        self.anchor_halflife_s = float(p["anchor_halflife_s"])
+        if not 0.0 < self.anchor_halflife_s < math.inf:
+            raise self.param_error(
+                "anchor_halflife_s", self.anchor_halflife_s, "must be > 0 and finite (seconds)"
+            )
+        self.anchor_w = float(p["anchor_fundamental_weight"])
+        if not 0.0 <= self.anchor_w <= 1.0:
+            raise self.param_error("anchor_fundamental_weight", self.anchor_w, "must lie in [0, 1]")
+        self._use_ema = self.anchor == "ema"
+        self.unwind = bool(p["unwind"])
+        if self.unwind and self.pos_per_tick <= 0.0:
+            raise self.param_error(
+                "unwind", self.unwind, "needs position_per_tick > 0 (the target to unwind to)"
+            )
+        self._step_s = float(model.session.step_seconds)
         #: True while a chartist.
         self.chartist = bool(model.rng.random() < init)
         #: Strategy switches so far.
@@ -160,6 +226,8 @@ class SwitchingTrader(Trader):
         self._ewma: dict[int, float] = {}
         #: Per slot: (mid, chartist signal, fundamentalist signal) at the previous wake-up.
         self._prev: dict[int, tuple[float, int, int]] = {}
+        #: anchor = "ema": per slot (EMA of the mid in ticks, step of its last update).
+        self._anchor_ema: dict[int, tuple[float, int]] = {}
         counts = switching_counts(model).setdefault(self.group, [0, 0])
         counts[0] += int(self.chartist)
         counts[1] += 1
@@ -176,6 +244,22 @@ class SwitchingTrader(Trader):
         n_c, n = switching_counts(self.model)[self.group]
         return 2.0 * n_c / n - 1.0
 
+    def anchor_value(self, slot: int, m: float, step: int) -> float:
+        """Update the mid's EMA with ``m`` seen at ``step`` and return the anchor (ticks). O(1).
+
+        ``E <- E + (1 - 2^(-dt / H)) (m - E)`` with ``dt`` the seconds since the last update
+        (``E = m`` at the first); the anchor is ``w F + (1 - w) E``.
+        """
+        prev = self._anchor_ema.get(slot)
+        if prev is None:
+            e = m
+        else:
+            dt = (step - prev[1]) * self._step_s
+            e = prev[0] + (1.0 - 2.0 ** (-dt / self.anchor_halflife_s)) * (m - prev[0])
+        self._anchor_ema[slot] = (e, step)
+        w = self.anchor_w
+        return e if w == 0.0 else w * self.fundamental(slot) + (1.0 - w) * e
+
     def act(self, step: int) -> None:
         """Score, maybe switch, trade. O(1)."""
         slots = self.tradable_slots()
@@ -186,7 +270,7 @@ class SwitchingTrader(Trader):
         m = self.mid(slot)
         if m != m:
             return
-        f = self.fundamental(slot)
+        f = self.anchor_value(slot, m, step) if self._use_ema else self.fundamental(slot)
         prev = self._prev.get(slot)
         if prev is not None:
             dm = m - prev[0]
@@ -210,6 +294,16 @@ class SwitchingTrader(Trader):
         sig_c = (1 if trend > 0 else -1) if abs(trend) > self.c_thr else 0
         sig_f = (1 if gap > 0 else -1) if abs(gap) > self.f_thr and gap == gap else 0
         self._prev[slot] = (m, sig_c, sig_f)
+        if self.unwind and not self.chartist:
+            # a demand curve: trade toward the signed target, flat inside the threshold
+            tgt = sig_f * self.pos_per_tick * (abs(gap) - self.f_thr) if sig_f else 0.0
+            room = tgt - self.position(slot)
+            if abs(room) >= 1.0:
+                side = BUY if room > 0 else SELL
+                send_aggressive(
+                    self, slot, side, min(self.size, int(abs(room))), self.aggression, self.max_pos
+                )
+            return
         sig = sig_c if self.chartist else sig_f
         if sig:
             size = self.size

@@ -618,6 +618,26 @@ def test_ema_anchored_fundamentalist_trades_toward_the_average_not_the_value():
     assert [(o[4], o[5], o[3]) for o in queued(m, a.account)] == [(MARKET, SELL, 3)]
 
 
+@pytest.mark.parametrize("unwind", [False, True])
+def test_unwinding_fundamentalist_follows_its_demand_curve(unwind):
+    m, (a,), lp = _switching(
+        1, switch_rate=0.0, chartist_prob_init=0.0, size_lots=500, position_per_tick=10.0,
+        fundamentalist_threshold_ticks=5.0, unwind=unwind,
+    )  # fmt: skip
+    a.position = lambda slot: 0  # flat (the group starts with 1000 shares)
+    set_book(m, lp, 9979, 9981)  # 20 ticks below the value: target +10 * (20 - 5) = 150 lots
+    a.act(m.t)
+    assert [(o[4], o[5], o[3]) for o in queued(m, a.account)] == [(MARKET, BUY, 150)]
+    clear_queue(m)
+    a.position = lambda slot: 150  # as if filled
+    set_book(m, lp, 9989, 9991)  # 10 ticks below: target 50
+    a.act(m.t)
+    set_book(m, lp, 9999, 10001)  # at the value: target 0
+    a.act(m.t)
+    got = [(o[5], o[3]) for o in queued(m, a.account)]
+    assert got == ([(SELL, 100), (SELL, 150)] if unwind else [])
+
+
 def test_fundamental_anchor_is_the_default_and_full_weight_ema_matches_it():
     common = dict(
         wake_rate_per_hour=1200.0, chartist_prob_init=0.5, switch_rate=0.05,
@@ -651,6 +671,7 @@ def test_fundamental_anchor_is_the_default_and_full_weight_ema_matches_it():
         ({"anchor_halflife_s": -5.0}, "params.anchor_halflife_s = -5.0"),
         ({"anchor_fundamental_weight": 1.5}, "params.anchor_fundamental_weight = 1.5"),
         ({"anchor_fundamental_weight": -0.1}, "params.anchor_fundamental_weight = -0.1"),
+        ({"unwind": True}, "params.unwind = True"),
     ],
 )
 def test_bad_anchor_params_raise_naming_the_key(params, needle):
