@@ -283,7 +283,8 @@ class Exchange:
     def _notify(self, slot: int, fills: np.ndarray, rejected: list[tuple[int, int, int]]) -> None:
         """Call each subscribed owner with its own fills (maker or taker) and rejects.
 
-        O(subscribers x fills) with numpy masks: few accounts subscribe (market makers, RL).
+        O(fills + subscribers + involved subscribers x fills): only the owners that appear in the
+        batch get a numpy mask (few accounts subscribe: market makers, RL agents).
         """
         nf = fills.shape[0]
         involved: set[int] = set()

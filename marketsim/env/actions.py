@@ -22,7 +22,7 @@ import numpy as np
 
 from marketsim.book import BUY, NO_PRICE, SELL
 from marketsim.env.accounting import in_box
-from marketsim.env.projection import rebalance_lots
+from marketsim.env.projection import rebalance_lots, target_lots
 from marketsim.ledger import CASH_SCALE
 
 
@@ -61,7 +61,7 @@ class ActionsMixin:
         return arr
 
     # ------------------------------------------------------------------ action -> orders
-    def _apply(self, n: str, a: np.ndarray, marks: np.ndarray, vpl: np.ndarray) -> None:
+    def _apply(self, n: str, a: np.ndarray, marks: np.ndarray) -> None:
         s = self.specs[n]
         agent = self.rl[n]
         books = self.model.exchange.books
@@ -70,7 +70,7 @@ class ActionsMixin:
             mk = float(marks[slot])
             agent.arrival_mid[slot] = mk if math.isfinite(mk) else 0.0
         if s.mode == "weights":
-            self._apply_weights(n, a, marks, vpl, live)
+            self._apply_weights(n, a, marks, live)
         elif s.mode == "orders":
             self._apply_orders(n, a, marks, live)
         elif s.mode == "quotes":
@@ -83,9 +83,7 @@ class ActionsMixin:
                 elif a[slot] == 2:
                     agent.market(slot, BUY, lots)
 
-    def _apply_weights(
-        self, n: str, a: np.ndarray, marks: np.ndarray, vpl: np.ndarray, live: list[int]
-    ) -> None:
+    def _apply_weights(self, n: str, a: np.ndarray, marks: np.ndarray, live: list[int]) -> None:
         s = self.specs[n]
         agent = self.rl[n]
         m = self.model
@@ -97,25 +95,14 @@ class ActionsMixin:
         mask[~np.isfinite(marks)] = 0.0
         proj = self._projectors[n]
         p = s.params
+        uv, cash, min_lots = led._unit_value, led._cash[acc], p.min_trade_lots
         if proj.caps.shape[0] == 0:  # one compiled call: projection + targets
             deltas = rebalance_lots(
                 np.asarray(a, np.float64), mask, proj.max_weight, proj.allow_short,
-                proj.leverage, marks, led._unit_value, CASH_SCALE, pos, led._cash[acc],
-                p.min_trade_lots,
+                proj.leverage, marks, uv, CASH_SCALE, pos, cash, min_lots,
             )  # fmt: skip
-        else:
-            w = proj(a, mask)
-            eq = int(led._cash[acc]) / CASH_SCALE + float((pos * vpl).sum())
-            if eq <= 0:
-                return
-            deltas = np.zeros(self.A, np.int64)
-            for slot in live:
-                if mask[slot] == 0:
-                    continue
-                lot_value = marks[slot] * led._unit_value[slot] / CASH_SCALE
-                d = int(round(w[slot] * eq / lot_value)) - int(pos[slot])
-                if abs(d) >= p.min_trade_lots:
-                    deltas[slot] = d
+        else:  # sector caps: Dykstra projection, then the same targets
+            deltas = target_lots(proj(a, mask), mask, marks, uv, CASH_SCALE, pos, cash, min_lots)
         for slot in live:
             delta = int(deltas[slot])
             if delta == 0:
@@ -140,9 +127,7 @@ class ActionsMixin:
         for slot in live:
             size_f, offset_f, cancel_f = a[slot]
             if cancel_f > 0:
-                m.exchange.cancel_all(m.t, slot=slot, owner=agent.account)
-                for oid in [o for o, sl in agent.live_orders.items() if sl == slot]:
-                    agent.live_orders.pop(oid)
+                agent.cancel_slot(slot)
             qty = int(round(abs(size_f) * p.max_order_lots))
             if qty < 1 or not math.isfinite(marks[slot]):
                 continue
@@ -162,9 +147,7 @@ class ActionsMixin:
         agent = self.rl[n]
         m = self.model
         for slot in live:
-            m.exchange.cancel_all(m.t, slot=slot, owner=agent.account)
-            for oid in [o for o, sl in agent.live_orders.items() if sl == slot]:
-                agent.live_orders.pop(oid)
+            agent.cancel_slot(slot)
             mid = float(marks[slot])
             if not math.isfinite(mid) or mid <= 0:
                 continue

@@ -65,6 +65,13 @@ class RLAgent(Trader):
                 if not had:
                     self.model.schedule(self, self.model.t + 1)
 
+    def cancel_slot(self, slot: int) -> None:
+        """Cancel this agent's resting orders in ``slot`` now (and those still in flight) and
+        forget them. O(live orders)."""
+        self.model.exchange.cancel_all(self.model.t, slot=slot, owner=self.account)
+        for oid in [o for o, sl in self.live_orders.items() if sl == slot]:
+            del self.live_orders[oid]
+
     def on_fills(self, slot: int, fills: np.ndarray, rejects: list[tuple[int, int]]) -> None:
         """Count own fills (lots, shortfall vs the decision mid); forget filled/rejected resting
         orders. O(fills) in numpy."""

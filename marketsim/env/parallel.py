@@ -340,18 +340,10 @@ class MarketParallelEnv(ActionsMixin, ParallelEnv):
     def _marks(self) -> np.ndarray:
         return self.features.mid.copy()
 
-    def _vpl_now(self, marks: np.ndarray) -> np.ndarray:
-        """Currency value of one lot per slot at ``marks``; a NaN mark values it at 0. O(A)."""
-        clean = np.where(np.isfinite(marks), marks, 0.0)
-        return clean * (self.model.ledger._unit_value / CASH_SCALE)
-
     def _equity_parts(self, n: str, marks: np.ndarray) -> tuple[float, np.ndarray]:
         """(cash, position values per slot) in currency; NaN marks value a position at 0."""
-        led = self.model.ledger
-        acc = self._acc[n]
-        cash = int(led._cash[acc]) / CASH_SCALE
-        vals = led._positions[acc] * self._vpl_now(marks)
-        return cash, vals
+        _, _, _, cash, vals, *_ = self._value_all([n], marks)
+        return float(cash[0]), vals[0]
 
     def _equity(self, n: str, marks: np.ndarray) -> float:
         cash, vals = self._equity_parts(n, marks)
@@ -443,12 +435,11 @@ class MarketParallelEnv(ActionsMixin, ParallelEnv):
         m = self.model
         if parsed:
             marks = self.features.mid
-            vpl = self._value_all(self.agents, marks)[2]
             due = [n for n in self.agents if n in parsed and self._due(n)]
             if len(due) > 1:
                 due = [due[i] for i in m.rng.permutation(len(due))]
             for n in due:
-                self._apply(n, parsed[n], marks, vpl)
+                self._apply(n, parsed[n], marks)
         m.run(self.step_interval)
         self.n_steps += 1
         row = self.features.update(m)
@@ -528,15 +519,14 @@ class MarketParallelEnv(ActionsMixin, ParallelEnv):
         portfolio vector, flattened (fixed size)."""
         if self.model is None:
             raise ConfigError("state() is defined after reset(): call reset() first")
-        marks = self._marks()
+        names = self.possible_agents
+        _, idx, _, cash, vals, eq, *_ = self._value_all(names, self._marks())
         parts = [self.features.row.ravel()]
-        for n in self.possible_agents:
-            cash, vals = self._equity_parts(n, marks)
-            eq = cash + float(vals.sum())
+        for i in range(len(names)):
             v = np.zeros(self.A + 1, np.float32)
-            if eq > 0:
-                v[: self.A] = vals / eq
-                v[self.A] = math.log(max(eq, 1e-9) / self._eq0[self._ix[n]])
+            if eq[i] > 0:
+                v[: self.A] = vals[i] / eq[i]
+                v[self.A] = math.log(max(eq[i], 1e-9) / self._eq0[idx[i]])
             parts.append(v)
         return np.concatenate(parts).astype(np.float32)
 

@@ -152,16 +152,14 @@ def _project_closed(raw, mask, max_weight, allow_short, leverage):
 
 
 @njit(cache=True)
-def rebalance_lots(
-    raw, mask, max_weight, allow_short, leverage, marks, unit_value, cash_scale, pos, cash, min_lots
-):
-    """Project ``raw`` weights (no sector caps) and turn them into signed lot trades. O(A * 100).
+def target_lots(w, mask, marks, unit_value, cash_scale, pos, cash, min_lots):
+    """Signed lot trades that bring positions to the weights ``w`` (length A + 1). O(A).
 
     The target position in slot ``a`` is ``round(w[a] * equity / lot value)`` with ``equity`` =
     cash + positions at ``marks`` (NaN marks value at 0); trades smaller than ``min_lots`` in
-    absolute value are dropped (0). ``mask`` marks the slots the agent may trade now.
+    absolute value are dropped (0), as are slots with ``mask == 0`` and all trades when the
+    equity is not positive.
     """
-    w = _project_closed(raw, mask, max_weight, allow_short, leverage)
     A = marks.shape[0]
     out = np.zeros(A, np.int64)
     s = 0.0
@@ -179,6 +177,16 @@ def rebalance_lots(
         if abs(delta) >= min_lots:
             out[a] = delta
     return out
+
+
+@njit(cache=True)
+def rebalance_lots(
+    raw, mask, max_weight, allow_short, leverage, marks, unit_value, cash_scale, pos, cash, min_lots
+):
+    """Project ``raw`` weights (no sector caps) and turn them into signed lot trades
+    (:func:`target_lots`) in one compiled call. O(A * 100)."""
+    w = _project_closed(raw, mask, max_weight, allow_short, leverage)
+    return target_lots(w, mask, marks, unit_value, cash_scale, pos, cash, min_lots)
 
 
 @njit(cache=True)
