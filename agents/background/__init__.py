@@ -4,12 +4,15 @@ Types (scenario ``[[agents]] type = ...``): ``noise`` (:class:`NoiseTrader`), ``
 (:class:`ValueTrader`), ``market_maker`` (:class:`MarketMaker`), ``momentum``
 (:class:`MomentumTrader`), ``execution`` (:class:`ExecutionAgent`), ``switching``
 (:class:`SwitchingTrader`) and ``institutional`` (:class:`InstitutionalTrader`: Pareto-sized
-meta-orders split into child orders, the source of long memory in trade signs).
+meta-orders split into child orders, the source of long memory in trade signs) and
+``latent_liquidity`` (:class:`LatentLiquidity`: a demand curve around a slow anchor kept as
+resting orders, the latent order book behind the square-root impact law).
 """
 
 from agents.background.base import TRADER_TYPES, Trader, TraderParams, register_trader
 from agents.background.execution import ExecutionAgent, ExecutionParams
 from agents.background.institutional import InstitutionalParams, InstitutionalTrader
+from agents.background.latent import LatentLiquidity, LatentLiquidityParams
 from agents.background.market_maker import MarketMaker, MarketMakerParams
 from agents.background.momentum import MomentumParams, MomentumTrader
 from agents.background.noise import NoiseParams, NoiseTrader, SizeModel
@@ -22,6 +25,8 @@ __all__ = [
     "ExecutionParams",
     "InstitutionalParams",
     "InstitutionalTrader",
+    "LatentLiquidity",
+    "LatentLiquidityParams",
     "MarketMaker",
     "MarketMakerParams",
     "MomentumParams",

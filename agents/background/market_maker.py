@@ -38,7 +38,7 @@ if TYPE_CHECKING:
     from marketsim.model import MarketModel
     from marketsim.scenario import AgentConfig
 
-__all__ = ["MarketMaker", "MarketMakerParams"]
+__all__ = ["LadderQuoter", "MarketMaker", "MarketMakerParams"]
 
 
 class MarketMakerParams(TraderParams):
@@ -118,12 +118,81 @@ def _apply_fills_grouped(orders: dict[int, list[int]], fills: np.ndarray) -> Non
                 o[3] = rem
 
 
+class LadderQuoter(Trader):
+    """A trader that keeps a ladder of resting limit orders and requotes it as a diff.
+
+    Subclasses implement :meth:`target_quotes` (the ladder wanted now, ``(side, price) ->
+    lots``) and call :meth:`requote`; live orders are tracked through :meth:`on_fills`, so a
+    level still wanted as it is keeps its queue priority. Used by the market maker and the
+    latent-liquidity trader.
+    """
+
+    tracks_orders = True
+
+    def __init__(
+        self,
+        model: MarketModel,
+        account: int,
+        config: AgentConfig,
+        params: dict[str, Any],
+        slots: list[int],
+    ) -> None:
+        super().__init__(model, account, config, params, slots)
+        #: Live orders: order id -> [slot, side, price ticks, remaining lots].
+        self._orders: dict[int, list[int]] = {}
+
+    def on_fills(self, slot: int, fills: np.ndarray, rejects: list[tuple[int, int]]) -> None:
+        """Keep the remaining size of its live orders; drop filled and rejected ones.
+
+        O(fills): a loop for short batches, numpy grouping for long ones (a large order
+        sweeping its ladder): the same result, since an order that rests after taking is a
+        maker only later and the last maker fill of an order holds its remaining size.
+        """
+        orders = self._orders
+        n = fills.shape[0]
+        if n > _GROUP_FILLS:
+            _apply_fills_grouped(orders, fills)
+        elif n:
+            _apply_fills_loop(orders, fills)
+        for oid, _ in rejects:
+            orders.pop(oid, None)
+
+    def on_day_end(self, day: int, step: int) -> None:
+        """The exchange cancelled every resting order."""
+        self._orders.clear()
+
+    @property
+    def live_orders(self) -> dict[int, tuple[int, int, int, int]]:
+        """Its live orders as it tracks them: id -> (slot, side, price ticks, remaining lots)."""
+        return {k: tuple(v) for k, v in self._orders.items()}
+
+    def target_quotes(self, slot: int) -> dict[tuple[int, int], int]:
+        """The ladder it wants now in ``slot``: ``(side, price ticks) -> lots``."""
+        raise NotImplementedError
+
+    def requote(self, slot: int) -> None:
+        """Cancel the live orders it no longer wants in ``slot`` and send the missing ones."""
+        want = self.target_quotes(slot)
+        orders = self._orders
+        for oid, o in list(orders.items()):
+            if o[0] != slot:
+                continue
+            key = (o[1], o[2])
+            if want.get(key) == o[3]:
+                del want[key]  # still wanted as is: keep its queue priority
+            else:
+                self.cancel(slot, oid)
+                del orders[oid]
+        for (side, price), q in want.items():
+            oid = self.limit(slot, side, price, q)
+            orders[oid] = [slot, side, price, q]
+
+
 @register_trader("market_maker")
-class MarketMaker(Trader):
+class MarketMaker(LadderQuoter):
     """Quotes a ladder on both sides of every asset it trades and requotes on each wake-up."""
 
     Params = MarketMakerParams
-    tracks_orders = True
     state_attrs = ("_orders", "_last_mid", "_vol", "_last_volume")
 
     def __init__(
@@ -163,40 +232,12 @@ class MarketMaker(Trader):
         #: Position (lots) at which its inventory is zero: its endowment, per slot.
         pos = model.ledger.positions
         self.base_position = {s: int(pos[account, s]) for s in self.slots}
-        #: Live orders: order id -> [slot, side, price ticks, remaining lots].
-        self._orders: dict[int, list[int]] = {}
         #: Mid (ticks) seen at the previous wake-up, per slot.
         self._last_mid: dict[int, float] = {}
         #: EWMA of |mid change| between wake-ups in ticks, per slot.
         self._vol: dict[int, float] = {}
         #: The exchange's cumulative volume at the previous wake-up, per slot (for pov).
         self._last_volume: dict[int, int] = {}
-
-    # ------------------------------------------------------------------ events
-    def on_fills(self, slot: int, fills: np.ndarray, rejects: list[tuple[int, int]]) -> None:
-        """Keep the remaining size of its live orders; drop filled and rejected ones.
-
-        O(fills): a loop for short batches, numpy grouping for long ones (a large order
-        sweeping its ladder): the same result, since an order that rests after taking is a
-        maker only later and the last maker fill of an order holds its remaining size.
-        """
-        orders = self._orders
-        n = fills.shape[0]
-        if n > _GROUP_FILLS:
-            _apply_fills_grouped(orders, fills)
-        elif n:
-            _apply_fills_loop(orders, fills)
-        for oid, _ in rejects:
-            orders.pop(oid, None)
-
-    def on_day_end(self, day: int, step: int) -> None:
-        """The exchange cancelled every resting order."""
-        self._orders.clear()
-
-    @property
-    def live_orders(self) -> dict[int, tuple[int, int, int, int]]:
-        """Its live orders as it tracks them: id -> (slot, side, price ticks, remaining lots)."""
-        return {k: tuple(v) for k, v in self._orders.items()}
 
     # ------------------------------------------------------------------ quoting
     def act(self, step: int) -> None:
@@ -265,20 +306,3 @@ class MarketMaker(Trader):
             want[(SELL, price)] = size
             cum += size
         return want
-
-    def requote(self, slot: int) -> None:
-        """Cancel the live orders it no longer wants in ``slot`` and send the missing ones."""
-        want = self.target_quotes(slot)
-        orders = self._orders
-        for oid, o in list(orders.items()):
-            if o[0] != slot:
-                continue
-            key = (o[1], o[2])
-            if want.get(key) == o[3]:
-                del want[key]  # still wanted as is: keep its queue priority
-            else:
-                self.cancel(slot, oid)
-                del orders[oid]
-        for (side, price), q in want.items():
-            oid = self.limit(slot, side, price, q)
-            orders[oid] = [slot, side, price, q]

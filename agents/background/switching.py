@@ -79,6 +79,20 @@ __all__ = ["SwitchingParams", "SwitchingTrader", "switching_counts"]
 _U_MAX = 30.0  # |U| is clipped so that exp() stays finite
 
 
+def mid_ema(
+    prev: tuple[float, int] | None, m: float, step: int, step_s: float, halflife_s: float
+) -> float:
+    """One update of a time-aware EMA of the mid: ``E + (1 - 2^(-dt / H)) (m - E)``.
+
+    ``prev`` is ``(E, step of its last update)`` or ``None`` (then ``E = m``); ``dt`` is the
+    seconds since that update, so the weight does not depend on how often it is called. O(1).
+    """
+    if prev is None:
+        return m
+    dt = (step - prev[1]) * step_s
+    return prev[0] + (1.0 - 2.0 ** (-dt / halflife_s)) * (m - prev[0])
+
+
 def switching_counts(model: MarketModel) -> dict[str, list[int]]:
     """The model's ``group -> [chartists, agents]`` counts of switching traders (live object)."""
     return vars(model).setdefault("_switching_counts", {})
@@ -250,12 +264,7 @@ class SwitchingTrader(Trader):
         ``E <- E + (1 - 2^(-dt / H)) (m - E)`` with ``dt`` the seconds since the last update
         (``E = m`` at the first); the anchor is ``w F + (1 - w) E``.
         """
-        prev = self._anchor_ema.get(slot)
-        if prev is None:
-            e = m
-        else:
-            dt = (step - prev[1]) * self._step_s
-            e = prev[0] + (1.0 - 2.0 ** (-dt / self.anchor_halflife_s)) * (m - prev[0])
+        e = mid_ema(self._anchor_ema.get(slot), m, step, self._step_s, self.anchor_halflife_s)
         self._anchor_ema[slot] = (e, step)
         w = self.anchor_w
         return e if w == 0.0 else w * self.fundamental(slot) + (1.0 - w) * e

@@ -76,7 +76,8 @@ def test_same_seed_same_trades(name):
 
 
 def all_types_scenario() -> dict:
-    """The quickstart market with every trader type: + switching, institutional and execution."""
+    """The quickstart market with every trader type: + switching, institutional, latent
+    liquidity and execution."""
     with open(path("quickstart"), "rb") as fh:
         sc = tomllib.load(fh)
     for g in sc["agents"]:
@@ -93,6 +94,18 @@ def all_types_scenario() -> dict:
             "params": {"idle_mean_s": 60.0, "wake_rate_per_hour": 720.0, "meta_min_lots": 20.0},
         }
     )
+    sc["agents"].append(
+        {
+            "type": "latent_liquidity",
+            "count": 3,
+            "cash": 1e6,
+            "params": {
+                "wake_rate_per_hour": 600.0, "threshold_ticks": {"dist": "uniform", "low": 0.5,
+                "high": 8.0}, "lots_per_tick": 5, "max_position_lots": 60,
+                "anchor_halflife_s": 600.0,
+            },
+        }
+    )  # fmt: skip
     sc["agents"].append(
         {
             "type": "execution",
@@ -124,6 +137,7 @@ def test_checkpoint_mid_run_continues_identically_with_every_trader_type(tmp_pat
         "noise",
         "value",
         "market_maker",
+        "latent_liquidity",
         "momentum",
         "execution",
         "switching",
