@@ -158,6 +158,53 @@ What was tried (the record of the calibration; see also the scenario's comments)
     ... --seeds 8-15`` fits delta = 1.27 [0.87, 2.07] (binned; mean I*/sigma 0.02, 0.06, 0.15,
     0.49, 0.74 at 1000-20000 lots, the small sizes dominated by noise). Neither the tail index
     nor the impact law is robust across seed sets yet.
+18. Why the tail index swings (seeds 300-303 of step 17): the pooled 1-minute returns mix the
+    switching traders' phases, and the calm days were too calm - daily 1-minute volatility
+    0.5-0.7 bp (half a tick) on calm days against 3-4.5 bp on turbulent ones. Top-5 % Hill on
+    such a mixture is 1.4-1.9 when a run has a few turbulent days, and near 5 (with half-tick
+    ties) when it has almost none. The largest returns are 30-70-tick flashes that revert
+    within a minute: the market makers widen with the volatility they measure
+    (``vol_spread_mult``), a wide spread makes the mid jump, and the jumps feed the volatility
+    they measure. Trials on seeds 400-405 (10 days; Hill per seed):
+
+    * switching traders' clip 10 lots instead of 16.7: 1.80 - 6.63 (two seeds fail);
+    * noise ``market_prob`` 0.3 instead of 0.2 (a floor under the calm days' volatility:
+      1.0-1.7 bp): 2.06 - 3.95, all seven facts on all six seeds;
+    * ... plus ``vol_spread_mult`` 1.5: 2.05 - 4.67, but the lag 11-21 autocorrelation passes
+      its tolerance on two seeds; ... plus market makers requoting every second: 1.35 - 3.93.
+
+    Shipped ``market_prob = 0.3``. ``check --seeds 300-303``: all seven on 301-303, seed 300
+    (calm) has Hill 5.27 > 5; with seeds 400-405, 9 of 10 seeds meet all seven targets. Seed 7:
+    7/7, Hill 2.09. ``marketsim run`` of the ten days: 39 s. Impact (``marketsim impact
+    ... --seeds 0-7`` and ``--seeds 8-15``): delta = 0.89 [0.59, 1.49] and 0.91 [0.65, 1.32]
+    (binned), 0.82 [0.61, 1.03] and 0.73 [0.52, 0.95] per meta-order: the same law on both
+    seed sets now (step 17: 0.68 and 1.27), but too close to linear.
+19. Impact experiments on top of step 18 (seeds 8-15, default sizes; binned delta):
+
+    * smaller child orders (``--interval-s 5`` instead of 30, so 20000 lots go as 28-lot
+      children, below the top-of-book depth): 1.05 [0.74, 1.65] - the child size is not what
+      makes the law linear;
+    * averaging the impact over the last 1-10 minutes of the execution instead of reading it
+      at the end (on step 17's scenario): the per-size means hardly move (0.02-0.03 at 1000
+      lots) - noise at the end point is not the problem either;
+    * value investors with 4x steeper demand curves (2000 lots per tick, cap 50000): 0.86;
+      also waking 4x as often (they are rate-limited: ~17 lots per wake): 0.91; waking 4x as
+      often with the old slope: 1.31;
+    * switching and value traders capped at 50 lots (a smaller wall near the value): 1.08;
+    * the ``latent_liquidity`` trader (agents/background/latent.py) in place of the value
+      investors: the same demand curves (thresholds U(0.5, 30) ticks, 500 lots per tick, cap
+      6000, EMA half-life 4 h) kept as resting limit orders, a V-shaped book around the
+      anchor: 0.90, with the F-anchored walls capped at 50 lots 0.76 and with 1000 lots per
+      tick 0.63 [0.39, 0.97] - concave, and the small meta-orders no longer buried in noise -
+      but the V-shaped book pins the price to its slow anchor: daily volatility falls from
+      0.3 % to 0.05-0.16 %, so the facts cannot hold (1-minute moves below a tick). Anchored to
+      the fundamental instead (weight 0.5 or 1), the volatility comes back (0.13-0.43 %) and
+      the law is linear again (1.01, 0.87).
+
+    Open: a latent book that follows the price without pinning it - in the LLOB picture the
+    latent orders' reservation prices diffuse on their own (news), which a slow EMA of the mid
+    does not do; a population of latent-liquidity agents whose anchors take independent
+    random-walk steps besides following the mid is the next thing to try.
 """
 
 from __future__ import annotations
@@ -192,7 +239,7 @@ SPACE: dict[str, tuple[float, float, str]] = {
     "agents.switching.params.size_lots.mean": (10.0, 25.0, "lin"),
     "agents.value_investors.params.wake_rate_per_hour": (150.0, 600.0, "log"),
     "agents.value_investors.params.position_per_tick": (250.0, 1000.0, "log"),
-    "agents.noise.params.market_prob": (0.1, 0.3, "lin"),
+    "agents.noise.params.market_prob": (0.2, 0.4, "lin"),
     "agents.noise.params.size_sigma": (0.6, 1.2, "lin"),
     "agents.market_maker.params.vol_spread_mult": (1.0, 3.0, "lin"),
     "agents.institutional.params.wake_rate_per_hour": (1200.0, 3600.0, "log"),
