@@ -314,6 +314,9 @@ def flatten_summary(summary: Mapping[str, Any]) -> dict[str, Any]:
     """One flat row of a :func:`marketsim.summary.summarize` dict (see the module docstring).
 
     ``wall_seconds`` becomes ``sim_wall_seconds``; ``seed`` is left out (the sweep has it).
+    Asset and agent-type statistics the summary leaves undefined (``None`` in its JSON form,
+    e.g. the P&L spread of a single agent) are NaN, so their columns stay numeric whichever
+    rows reach ``results.parquet`` first.
 
     Complexity: O(assets x stats + types x stats).
     """
@@ -330,7 +333,7 @@ def flatten_summary(summary: Mapping[str, Any]) -> dict[str, Any]:
             for sym, stats in (v or {}).items():
                 for sk, sv in stats.items():
                     if sk != "symbol":
-                        out[f"asset.{sym}.{sk}"] = sv
+                        out[f"asset.{sym}.{sk}"] = math.nan if sv is None else sv
         elif k == "agent_types":
             for typ, stats in (v or {}).items():
                 for sk, sv in stats.items():
@@ -338,9 +341,9 @@ def flatten_summary(summary: Mapping[str, Any]) -> dict[str, Any]:
                         continue
                     if isinstance(sv, Mapping):
                         for sub, x in sv.items():
-                            out[f"type.{typ}.{sk}.{sub}"] = x
+                            out[f"type.{typ}.{sk}.{sub}"] = math.nan if x is None else x
                     else:
-                        out[f"type.{typ}.{sk}"] = sv
+                        out[f"type.{typ}.{sk}"] = math.nan if sv is None else sv
         elif not isinstance(v, Mapping | list | tuple):
             out[k] = v
     return out

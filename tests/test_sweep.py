@@ -260,6 +260,24 @@ def test_failing_run_is_recorded_and_the_others_finish(tmp_path):
     assert sorted(retried.attrs["ran"]) == sorted(bad["run_id"])
 
 
+def test_undefined_statistics_stay_numeric_however_often_results_are_flushed(tmp_path):
+    """A one-agent group has no P&L spread (NaN). Folding rows into results.parquet after
+    every run (what a slow or loaded machine does with the default 30-s flush) must give the
+    same table as folding once: the column stays float, never an all-None object column."""
+    grid = {"agents.noise.count": [10, -5]}
+    kw = dict(steps=STEPS, facts=False)
+    once = run_sweep(tiny(), grid, [0], "serial", out_dir=tmp_path / "once", **kw)
+    each = run_sweep(
+        tiny(), grid, [0], "serial", out_dir=tmp_path / "each", flush_every_s=0.0, **kw
+    )
+    col = "type.market_maker.pnl_std"
+    assert once[col].dtype == each[col].dtype == np.float64
+    assert once[col].isna().all()
+    pd.testing.assert_frame_equal(
+        stable(once).drop(columns=["traceback"]), stable(each).drop(columns=["traceback"])
+    )
+
+
 def crash_or_echo(task: dict, scenario: dict | None = None) -> dict:
     """Worker stand-in: kills its own process for run ids starting with "crash"."""
     if task["run_id"].startswith("crash"):
