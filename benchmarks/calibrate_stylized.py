@@ -199,7 +199,13 @@ What was tried (the record of the calibration; see also the scenario's comments)
       but the V-shaped book pins the price to its slow anchor: daily volatility falls from
       0.3 % to 0.05-0.16 %, so the facts cannot hold (1-minute moves below a tick). Anchored to
       the fundamental instead (weight 0.5 or 1), the volatility comes back (0.13-0.43 %) and
-      the law is linear again (1.01, 0.87).
+      the law is linear again (1.01, 0.87) - the cap (6000 lots, 6 ticks of curve) flattens the
+      V beyond 6 ticks; uncapped (30000 lots, 40 levels shown): 0.71 [0.45, 1.21] (weight 0.5)
+      and 0.57 [0.38, 0.87] (weight 1), but then the price trails the fundamental: on seeds
+      400-405 the 1-minute returns are autocorrelated (rho(2) up to 0.2), the tail index is
+      1.0-1.5 (the fundamental's jumps) and no seed meets more than 6 of the 7 facts.
+      Half-lives of 30 min and 1 h on the mid's EMA still pin the price (daily volatility
+      0.05-0.12 %; delta 0.64 and 1.00).
 
     Open: a latent book that follows the price without pinning it - in the LLOB picture the
     latent orders' reservation prices diffuse on their own (news), which a slow EMA of the mid
