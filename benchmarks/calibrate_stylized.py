@@ -209,7 +209,7 @@ What was tried (the record of the calibration; see also the scenario's comments)
 
     Who absorbs the meta-order in the shipped scenario (positions with minus without it at the
     end of the 1-h TWAP, seeds 8 and 9): the value investors take 80-94 % at 2000 lots and
-    63-91 % at 20000 lots, noise traders most of the rest. So the law is the value investors'
+    63-91 % at 20000 lots; noise traders, value traders and switching fundamentalists the rest. So the law is the value investors'
     demand curve read at the current price - and the current price sits typically tens of
     ticks from their 4-h EMA anchor (the price's own excursions), where the curve's slope is
     already ``500 n(theta < |gap|)`` lots per tick: the meta-order meets a non-vanishing
