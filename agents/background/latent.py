@@ -37,7 +37,8 @@ moving the price by ``x`` costs ``~ x^2`` lots and the impact of ``Q`` lots grow
 
 Requoting is the market maker's diff (:class:`agents.background.market_maker.LadderQuoter`):
 levels still wanted keep their queue priority, so the ladder churns only when the edges move
-a tick or a fill changes the position. Cost per wake: O(levels + width of the flat region).
+a tick or a fill changes the position. Cost per wake: O(levels + max_position_lots /
+lots_per_tick).
 
 References: B. Tóth, Y. Lempérière, C. Deremble, J. de Lataillade, J. Kockelkoren,
 J.-P. Bouchaud (2011), Phys. Rev. X 1, 021006; J. Donier, J. Bonart, I. Mastromatteo,
@@ -110,7 +111,8 @@ def demand_ladder(
     Returns:
         ``(sells, buys)``: lists of ``(price, lots)``, nearest the touch first.
 
-    Complexity: O(levels + s - b) (the flat region between the edges is skipped).
+    Complexity: O(levels + cap / rho): the flat region between the edges and the saturated
+    part of the curve are skipped; prices already traded through (up to cap / rho) are not.
     """
     sells: list[tuple[int, int]] = []
     done = 0
