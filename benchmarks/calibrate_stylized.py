@@ -220,6 +220,16 @@ What was tried (the record of the calibration; see also the scenario's comments)
     price crosses them. Neither a common anchor (a slow EMA pins the price; the fundamental
     makes it trail the value) nor fixed offsets from it give that.
 
+    A first prototype of that process (not kept): one agent holding 12000 latent orders of 25
+    lots per side (far density 5000 lots per tick, depth sqrt(D / nu) = 20 ticks, lifetime
+    4 h), diffusing every 5 s and re-deposited when cancelled or used. Revealed as IOC orders
+    when the price crossed them, they did not absorb the meta-orders (the bids they hit were a
+    few lots deep; 305000 lots sent, 8700 filled): delta 1.01, 58 bp at 20000 lots. Revealed as
+    resting limit orders at their reservation prices (10-min lifetime), they piled up on both
+    sides of a one-tick spread and froze the price (daily volatility 0.01 %). The LLOB's
+    annihilation of crossing buyers and sellers, rather than resting or giving up, is the part
+    still to model.
+
     Open: a latent-order process in the LLOB spirit - reservation prices that each diffuse,
     are deposited and cancelled at fixed rates and are executed (as market orders or resting
     orders at the touch) when the price crosses them - whose density near the price is then V
