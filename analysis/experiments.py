@@ -18,11 +18,13 @@ Per meta-order (one row of ``impact.parquet``):
 * ``daily_volume`` ``V``: lots traded per day in the counterfactual (prefix + continuation, days
   ``0..day``); ``sigma``: its daily volatility from 5-minute returns
   (:func:`analysis.returns.daily_volatility`);
-* ``peak_impact`` ``I* = I(t_1 + ℓ)``, the impact when the last child order has been matched
-  (``ℓ`` the agent's order-entry latency); ``impact_over_sigma = I*/σ``; ``q_over_v = Q/V``;
+* ``peak_impact`` ``I* = I(t_e)``, the impact when the meta-order is complete: ``t_e`` is the
+  step of its last fill (a POV order can finish long before its window ends), or ``t_1 + ℓ``
+  when it is still open then (``ℓ`` the agent's order-entry latency); ``end_step`` is ``t_e``
+  and ``duration_s`` the time it ran; ``impact_over_sigma = I*/σ``; ``q_over_v = Q/V``;
 * ``max_impact``: ``max I(t)`` over the execution; ``impact_at_end``: ``I`` at the end of the
   continuation (the close), the part that did not decay;
-* ``decay_<m>``: ``I(t_1 + ℓ + m T) / I*`` for multiples ``m`` of the duration ``T``
+* ``decay_<m>``: ``I(t_e + m T) / I*`` for multiples ``m`` of the duration ``T``
   (:func:`analysis.impact.impact_decay`; NaN past the close);
 * the execution itself: ``filled_lots``, ``participation`` (its share of the volume traded while
   it ran), ``shortfall_bps`` (implementation shortfall against the arrival mid).
@@ -318,6 +320,7 @@ def run_seed(
             "tick": float(m.exchange.assets[slot].tick_size),
             "account": int(agent.account),
             "children": int(agent.n_children),
+            "done_step": int(agent.done_step),
         }
         m.release()
         if progress:
@@ -335,13 +338,16 @@ def run_seed(
         side = _SIDES[side_name]
         for size in sizes:
             tr, qu, fund, info = continuation(size, side)
+            # the impact is read when the meta-order is complete: its last fill (a POV order
+            # can finish well before the window ends), else the end of the window
+            t_end = info["done_step"] if 0 <= info["done_step"] < t_meas else t_meas
             r = metaorder_impact(
-                Run(trades=tr, quotes=qu), run_without, t0, t_meas, side, size, asset, vol_horizon
+                Run(trades=tr, quotes=qu), run_without, t0, t_end, side, size, asset, vol_horizon
             )
             path = r["path"]
             dec = impact_decay(path, decay_multiples)
             after = path[path["step"] >= t0]
-            win = tr[(tr["step"] >= t0) & (tr["step"] <= t_meas)]
+            win = tr[(tr["step"] >= t0) & (tr["step"] <= t_end)]
             vol_win = float(win["qty"].sum())
             row = {
                 "seed": int(seed),
@@ -349,8 +355,8 @@ def run_seed(
                 "size": int(size),
                 "algo": ex.algo,
                 "start_step": int(t0),
-                "end_step": int(t_meas),
-                "duration_s": float((t1 - t0) * sess.step_seconds),
+                "end_step": int(t_end),
+                "duration_s": float((min(t_end, t1) - t0) * sess.step_seconds),
                 "daily_volume": r["V"],
                 "sigma": r["sigma"],
                 "q_over_v": size / r["V"] if r["V"] > 0 else float("nan"),
@@ -367,7 +373,7 @@ def run_seed(
                 row[f"decay_{m_:g}"] = float(f_)
             rows.append(row)
             p = path[path["step"] >= keep_from]
-            p = p[((p["step"] - t0) % path_every == 0) | (p["step"] == t_meas)]
+            p = p[((p["step"] - t0) % path_every == 0) | (p["step"] == t_end)]
             st = p["step"].to_numpy(np.int64)
             paths.append(
                 pd.DataFrame(

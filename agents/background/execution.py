@@ -17,7 +17,8 @@ Child orders are market orders (``aggression = "market"``) or IOC orders limited
 opposite best it sees (``"limit_at_touch"``: never walks the book; unfilled lots roll into later
 children). With ``complete_at_end`` the wake at ``end_s`` sends the whole rest as a market order.
 
-After the run: ``arrival_price_ticks`` (the mid at its first wake), ``filled_lots``,
+After the run: ``arrival_price_ticks`` (the mid at its first wake), ``filled_lots``, ``done_step``
+(the step of the fill that completed it, -1 if it did not complete),
 ``avg_price_ticks``, ``shortfall_ticks`` = ``side * (avg - arrival)`` (implementation shortfall
 per lot, positive = cost) and ``shortfall_bps``. Cost per wake: O(children in flight).
 """
@@ -100,6 +101,7 @@ class ExecutionAgent(Trader):
         "sent_lots",
         "notional_ticks",
         "n_children",
+        "done_step",
         "_inflight",
         "_last_volume",
         "_filled_at_wake",
@@ -158,6 +160,8 @@ class ExecutionAgent(Trader):
         self.notional_ticks = 0
         #: Child orders sent.
         self.n_children = 0
+        #: Step of the fill that completed the meta-order (-1 while lots remain).
+        self.done_step = -1
         self._inflight: list[tuple[int, int]] = []  # (arrival step, lots) of unmatched children
         self._last_volume = -1
         self._filled_at_wake = 0
@@ -205,6 +209,8 @@ class ExecutionAgent(Trader):
         q = fills["qty"]
         self.filled_lots += int(q.sum())
         self.notional_ticks += int((fills["price"] * q).sum())
+        if self.done_step < 0 and self.filled_lots >= self.total:
+            self.done_step = int(self.model.t)
 
     # ------------------------------------------------------------------ acting
     def _fraction(self, rel: int) -> float:

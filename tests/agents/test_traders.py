@@ -471,6 +471,7 @@ def test_execution_twap_fills_its_total_within_the_window(aggression):
     mine = tr[(tr.buyer == ex.account) | (tr.seller == ex.account)]
     assert mine.step.min() >= 60 and mine.step.max() <= 661
     assert int(mine.qty.sum()) == 600
+    assert ex.done_step == int(mine.step.max())  # the step of the fill that completed it
     vwap = (mine.price * mine.qty).sum() / mine.qty.sum()
     assert ex.avg_price_ticks * 0.01 == pytest.approx(vwap)
     assert ex.shortfall_ticks == pytest.approx(ex.avg_price_ticks - ex.arrival_price_ticks)
@@ -489,6 +490,17 @@ def test_execution_pov_tracks_participation():
     window = vol[662] - vol[60]
     assert ex.filled_lots > 0
     assert ex.filled_lots / window == pytest.approx(0.2, abs=0.03)
+    assert ex.done_step == -1  # 100000 lots: never completed
+
+
+def test_execution_pov_done_step_marks_an_early_finish():
+    m = _exec_market("pov", participation=0.2, complete_at_end=False, total_lots=50)
+    (ex,) = agents_of(m, ExecutionAgent)
+    m.run(700)
+    tr = m.trades()
+    mine = tr[(tr.buyer == ex.account) | (tr.seller == ex.account)]
+    assert ex.filled_lots == 50 and int(mine.qty.sum()) == 50
+    assert ex.done_step == int(mine.step.max()) < 600  # done well before the window's end
 
 
 def test_execution_sells_and_vwap_front_and_back_loads():

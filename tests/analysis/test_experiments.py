@@ -49,7 +49,11 @@ def test_study_writes_rows_fit_and_paths(study):
     assert np.allclose(rows["q_over_v"], rows["size"] / rows["daily_volume"])
     assert np.allclose(rows["impact_over_sigma"], rows["peak_impact"] / rows["sigma"])
     assert (rows["side"] == 1).all() and (rows["daily_volume"] > 0).all()
-    assert (rows["sigma"] > 0).all() and (rows["duration_s"] == 1200.0).all()
+    assert (rows["sigma"] > 0).all()
+    # a TWAP order is complete with the fill of its last slice, sent one interval before the end
+    assert (rows["duration_s"] == rows["end_step"] - rows["start_step"]).all()
+    assert (rows["duration_s"] > 1200.0 - 2 * WINDOW["wake_interval_s"]).all()
+    assert (rows["duration_s"] <= 1200.0).all()
     fit = json.loads((out / "impact_fit.json").read_text())
     for k in ("delta", "Y", "delta_ci", "Y_ci", "n", "method", "seeds", "sizes"):
         assert k in fit
@@ -60,6 +64,25 @@ def test_study_writes_rows_fit_and_paths(study):
     during = p[(p["phase"] == "during")]
     means = during.groupby("size")["impact"].mean()
     assert means[3000] > means[300] and means[3000] > 0
+
+
+def test_pov_impact_is_read_when_the_metaorder_completes(tmp_path):
+    # a small POV order finishes long before its window ends: the row's end step is its last
+    # fill, and the peak impact is the impact path at that step
+    st = run_impact_study(
+        QUICKSTART, tmp_path, seeds=[4], sizes=[40, 400], overrides=SHORT, algo="pov",
+        participation=0.2, path_every=1, n_boot=20, **WINDOW,
+    )  # fmt: skip
+    rows, p = st.rows, st.paths
+    t0 = int(rows["start_step"].iloc[0])
+    window_end = t0 + int(WINDOW["duration_s"])
+    small = rows[rows["size"] == 40].iloc[0]
+    assert small["filled_lots"] == 40
+    assert t0 < small["end_step"] < window_end - 60
+    assert small["duration_s"] == small["end_step"] - t0
+    for _, r in rows.iterrows():
+        path = p[p["size"] == r["size"]].set_index("step")["impact"]
+        assert r["peak_impact"] == pytest.approx(path[int(r["end_step"])])
 
 
 def test_counterfactual_differs_only_by_the_metaorder(study):
