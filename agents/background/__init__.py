@@ -6,13 +6,16 @@ Types (scenario ``[[agents]] type = ...``): ``noise`` (:class:`NoiseTrader`), ``
 (:class:`SwitchingTrader`) and ``institutional`` (:class:`InstitutionalTrader`: Pareto-sized
 meta-orders split into child orders, the source of long memory in trade signs) and
 ``latent_liquidity`` (:class:`LatentLiquidity`: a demand curve around a slow anchor kept as
-resting orders, the latent order book behind the square-root impact law).
+resting orders, the latent order book behind the square-root impact law) and ``latent_orders``
+(:class:`LatentOrders`: latent orders deposited around the price and consumed when the price
+crosses them, the LLOB's V-shaped book centred on the current price).
 """
 
 from agents.background.base import TRADER_TYPES, Trader, TraderParams, register_trader
 from agents.background.execution import ExecutionAgent, ExecutionParams
 from agents.background.institutional import InstitutionalParams, InstitutionalTrader
 from agents.background.latent import LatentLiquidity, LatentLiquidityParams
+from agents.background.latent_orders import LatentOrders, LatentOrdersParams
 from agents.background.market_maker import MarketMaker, MarketMakerParams
 from agents.background.momentum import MomentumParams, MomentumTrader
 from agents.background.noise import NoiseParams, NoiseTrader, SizeModel
@@ -27,6 +30,8 @@ __all__ = [
     "InstitutionalTrader",
     "LatentLiquidity",
     "LatentLiquidityParams",
+    "LatentOrders",
+    "LatentOrdersParams",
     "MarketMaker",
     "MarketMakerParams",
     "MomentumParams",
