@@ -15,13 +15,14 @@ from marketsim.model import MarketModel
 from marketsim.scenario import load_scenario
 
 SCENARIOS = Path(__file__).resolve().parents[2] / "scenarios"
-SHIPPED = ["quickstart", "rmsc04_like", "multi_asset", "impact"]
+SHIPPED = ["quickstart", "rmsc04_like", "multi_asset", "impact", "stylized_facts"]
 #: Short runs; multi_asset lists BANK2 and delists TECH2 early so that both happen in the run.
 RUNS = {
     "quickstart": ((), 600),
     "rmsc04_like": ((), 400),
     "multi_asset": (("assets.BANK2.add_at_step=200", "assets.TECH2.remove_at_step=450"), 600),
     "impact": (("agents.execution.params.start_s=100", "agents.execution.params.end_s=400"), 500),
+    "stylized_facts": ((), 900),
 }
 
 
@@ -77,7 +78,7 @@ def test_same_seed_same_trades(name):
 
 def all_types_scenario() -> dict:
     """The quickstart market with every trader type: + switching, institutional, latent
-    liquidity and execution."""
+    liquidity, latent orders and execution."""
     with open(path("quickstart"), "rb") as fh:
         sc = tomllib.load(fh)
     for g in sc["agents"]:
@@ -104,6 +105,16 @@ def all_types_scenario() -> dict:
                 "high": 8.0}, "lots_per_tick": 5, "max_position_lots": 60,
                 "anchor_halflife_s": 600.0,
             },
+        }
+    )  # fmt: skip
+    sc["agents"].append(
+        {
+            "type": "latent_orders",
+            "count": 1,
+            "cash": 1e8,
+            "shares": {"ABC": 100_000},
+            "params": {"wake_interval_s": 3.0, "n_orders": 500, "order_lots": 3,
+                       "band_ticks": 30.0, "lifetime_s": 600.0},
         }
     )  # fmt: skip
     sc["agents"].append(
@@ -138,6 +149,7 @@ def test_checkpoint_mid_run_continues_identically_with_every_trader_type(tmp_pat
         "value",
         "market_maker",
         "latent_liquidity",
+        "latent_orders",
         "momentum",
         "execution",
         "switching",
