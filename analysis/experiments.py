@@ -68,6 +68,7 @@ __all__ = [
     "EXECUTION_GROUP",
     "IMPACT_COLUMNS",
     "ImpactStudy",
+    "default_day",
     "fit_study",
     "prepare_scenario",
     "run_impact_study",
@@ -106,6 +107,17 @@ class ImpactStudy:
 
 
 # ---------------------------------------------------------------------------- scenario
+def default_day(days: int) -> int:
+    """The day a study runs its meta-orders on when none is given: the second trading day of a
+    scenario with more than one, else the first.
+
+    Day 0 starts from an artificial state - an empty book, every slow average (anchors, latent
+    order books) at the initial price - and an hour after the open that state has not relaxed
+    yet; from the second day on the market is in its running regime.
+    """
+    return 1 if days > 1 else 0
+
+
 def _parse_sides(side: str | Sequence[str]) -> list[str]:
     sides = ["buy", "sell"] if side == "both" else [side] if isinstance(side, str) else list(side)
     bad = [s for s in sides if s not in _SIDES]
@@ -134,7 +146,7 @@ def prepare_scenario(
     algo: str = "twap",
     start_s: float = 3600.0,
     duration_s: float = 3600.0,
-    day: int = 0,
+    day: int | None = None,
     wake_interval_s: float = 30.0,
     aggression: str = "market",
     participation: float = 0.1,
@@ -143,7 +155,7 @@ def prepare_scenario(
 
     The first ``execution`` group of the scenario is used (its count set to 1; others are
     disabled); a scenario without one gets a group named :data:`EXECUTION_GROUP`. Its params are
-    set to the study's (``total_lots = max_size``; the experiment changes the size and side of
+    set to the study's (``day`` None: :func:`default_day`; ``total_lots = max_size``; the experiment changes the size and side of
     each continuation), its cash to twice the largest meta-order's notional. Quotes are recorded
     every step if the scenario records none.
 
@@ -163,6 +175,8 @@ def prepare_scenario(
         raise ConfigError(f"aggression = {aggression!r}: must be 'market' or 'limit_at_touch'")
     session = sc.session
     day_s = session.steps_per_day * session.step_seconds
+    if day is None:
+        day = default_day(session.days)
     if not 0 <= int(day) < session.days:
         raise ConfigError(f"day = {day!r}: must lie in 0..{session.days - 1} (scenario days)")
     if not (start_s >= 0 and duration_s > 0 and start_s + duration_s < day_s):
@@ -501,7 +515,7 @@ def run_impact_study(
     side: str | Sequence[str] = "buy",
     start_s: float = 3600.0,
     duration_s: float = 3600.0,
-    day: int = 0,
+    day: int | None = None,
     wake_interval_s: float = 30.0,
     aggression: str = "market",
     participation: float = 0.1,
@@ -525,7 +539,7 @@ def run_impact_study(
         algo: "twap", "vwap" or "pov" (``participation`` is the POV target).
         side: "buy", "sell" or "both".
         start_s, duration_s: Window of the meta-order in seconds after the open of ``day``.
-        day: Trading day (0-based) of the meta-order.
+        day: Trading day (0-based) of the meta-order; None: :func:`default_day`.
         wake_interval_s: Seconds between child orders.
         aggression: "market" or "limit_at_touch" child orders.
         overrides: ``key=value`` scenario overrides.
@@ -557,6 +571,8 @@ def run_impact_study(
         duration_s=duration_s, day=day, wake_interval_s=wake_interval_s, aggression=aggression,
         participation=participation,
     )  # fmt: skip
+    ex = next(g for g in sc["agents"] if g["type"] == "execution" and g["count"])
+    day = int(ex["params"]["day"])
     per_seed = 1 + 1 + len(sizes) * len(sides)
     from tqdm.auto import tqdm
 

@@ -125,7 +125,13 @@ def add_impact_parser(sub: Any) -> argparse.ArgumentParser:
     p.add_argument("--side", choices=("buy", "sell", "both"), default="buy")
     p.add_argument("--start-s", type=float, default=3600.0, help="start, s after the open")
     p.add_argument("--duration-s", type=float, default=3600.0, help="execution window in s")
-    p.add_argument("--day", type=int, default=0, help="trading day of the meta-orders (0-based)")
+    p.add_argument(
+        "--day",
+        type=int,
+        default=None,
+        help="trading day of the meta-orders (0-based; default: the second day of a scenario "
+        "with more than one - the first starts from an empty book - else the first)",
+    )
     p.add_argument("--interval-s", type=float, default=30.0, help="seconds between children")
     p.add_argument("--aggression", choices=("market", "limit_at_touch"), default="market")
     p.add_argument("--participation", type=float, default=0.1, help="pov target share")

@@ -14,6 +14,7 @@ import pytest
 from analysis.experiments import (
     EXECUTION_GROUP,
     IMPACT_COLUMNS,
+    default_day,
     fit_study,
     prepare_scenario,
     run_impact_study,
@@ -139,6 +140,19 @@ def test_counterfactual_keeps_every_random_stream_aligned():
     assert a.exchange.volume[0] != b.exchange.volume[0]  # the markets did differ
     for m in runs:
         m.release()
+
+
+def test_meta_orders_default_to_the_second_day_when_there_is_one():
+    assert default_day(1) == 0 and default_day(2) == 1 and default_day(10) == 1
+
+    def day_of(overrides):
+        d = prepare_scenario(QUICKSTART, overrides, max_size=10, **WINDOW)
+        return next(g for g in d["agents"] if g["type"] == "execution")["params"]["day"]
+
+    assert day_of([*SHORT, "simulation.days=1"]) == 0
+    assert day_of([*SHORT, "simulation.days=3"]) == 1
+    with pytest.raises(ConfigError, match="day = 3"):
+        prepare_scenario(QUICKSTART, [*SHORT, "simulation.days=3"], day=3, **WINDOW)
 
 
 def test_prepare_scenario_adds_or_reuses_one_execution_agent():
