@@ -3,8 +3,9 @@
 One agent stands for many slow investors, each with one latent order: a side, a reservation
 price ``r`` (ticks) and a size. On each wake-up, per asset:
 
-* every latent order is cancelled with probability ``1 - exp(-dt / lifetime_s)`` and replaced
-  by a fresh one: side buy or sell with equal odds, ``r = m - u`` (buy) or ``r = m + u`` (sell),
+* latent orders are cancelled at rate ``1 / lifetime_s`` - ``k ~ Binomial(n, 1 - exp(-dt /
+  lifetime_s))`` of them, drawn at random - and, like the orders fills used up, replaced by
+  fresh ones: side buy or sell with equal odds, ``r = m - u`` (buy) or ``r = m + u`` (sell),
   ``m`` the mid it sees and ``u ~ U(0.5, band_ticks)``: deposits are uniform in the price's
   own frame, so far from the price the latent density is flat;
 * a buy's price level is ``floor(r)``, a sell's ``ceil(r)``; buys at or above the ask (the price
@@ -213,7 +214,6 @@ class LatentOrders(LadderQuoter):
         book = _LatentBook(len(orders), hi)
         for i, (sd, p, lots) in enumerate(orders):
             book.add(i, int(sd), int(p), int(lots))
-        self.n = len(orders)
         self._latent[slot] = book
 
     def _deposit(self, slot: int, book: _LatentBook, idx: list[int], m: float) -> None:
@@ -289,9 +289,10 @@ class LatentOrders(LadderQuoter):
             self._last_wake[slot] = step
             renew = set(emptied)
             if dt_s > 0:
-                k = int(self.drng.binomial(self.n, -math.expm1(-dt_s / self.life)))
+                n = book.q.size
+                k = int(self.drng.binomial(n, -math.expm1(-dt_s / self.life)))
                 if k:
-                    renew.update(self.drng.integers(0, self.n, k).tolist())
+                    renew.update(self.drng.integers(0, n, k).tolist())
             self._deposit(slot, book, sorted(renew), m)
             self.requote(slot)
 
