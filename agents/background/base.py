@@ -33,6 +33,8 @@ from marketsim.params import Num
 from marketsim.scenario import register_agent_params
 
 if TYPE_CHECKING:
+    from collections.abc import Iterable
+
     from marketsim.model import MarketModel
     from marketsim.scenario import AgentConfig
 
@@ -235,6 +237,13 @@ class Trader(mesa.Agent):
             f"agents group {self.group!r} ({self.type_name}): params.{name} = {value!r} "
             f"(this agent's draw): {allowed}"
         )
+
+    def check_params(self, checks: Iterable[tuple[str, Any, bool, str]]) -> None:
+        """Raise :meth:`param_error` for the first ``(name, value, ok, rule)`` with ``ok`` false;
+        the message says "must be <rule>"."""
+        for name, v, ok, allowed in checks:
+            if not ok:
+                raise self.param_error(name, v, f"must be {allowed}")
 
     # ------------------------------------------------------------------ orders
     def _arrival(self) -> int:

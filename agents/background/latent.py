@@ -170,16 +170,16 @@ class LatentLiquidity(LadderQuoter):
         self.levels = int(p["levels"])
         self.halflife = float(p["anchor_halflife_s"])
         self.w = float(p["anchor_fundamental_weight"])
-        for name, v, ok, allowed in (
-            ("threshold_ticks", self.threshold, 0.0 <= self.threshold < math.inf, ">= 0"),
-            ("lots_per_tick", self.rho, self.rho >= 1, ">= 1"),
-            ("max_position_lots", self.cap, self.cap >= 1, ">= 1"),
-            ("levels", self.levels, self.levels >= 1, ">= 1"),
-            ("anchor_halflife_s", self.halflife, 0.0 < self.halflife < math.inf, "> 0, finite"),
-            ("anchor_fundamental_weight", self.w, 0.0 <= self.w <= 1.0, "in [0, 1]"),
-        ):
-            if not ok:
-                raise self.param_error(name, v, f"must be {allowed}")
+        self.check_params(
+            (
+                ("threshold_ticks", self.threshold, 0.0 <= self.threshold < math.inf, ">= 0"),
+                ("lots_per_tick", self.rho, self.rho >= 1, ">= 1"),
+                ("max_position_lots", self.cap, self.cap >= 1, ">= 1"),
+                ("levels", self.levels, self.levels >= 1, ">= 1"),
+                ("anchor_halflife_s", self.halflife, 0.0 < self.halflife < math.inf, "> 0, finite"),
+                ("anchor_fundamental_weight", self.w, 0.0 <= self.w <= 1.0, "in [0, 1]"),
+            )
+        )
         self._step_s = float(model.session.step_seconds)
         #: Position (lots) it holds when flat on its curve: its endowment, per slot.
         pos = model.ledger.positions

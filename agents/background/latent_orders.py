@@ -171,15 +171,15 @@ class LatentOrders(LadderQuoter):
         self.band = float(p["band_ticks"])
         self.life = float(p["lifetime_s"])
         self.reveal = int(p["reveal_ticks"])
-        for name, v, ok, allowed in (
-            ("n_orders", self.n, self.n >= 1, ">= 1"),
-            ("order_lots", self.lots, self.lots >= 1, ">= 1"),
-            ("band_ticks", self.band, 1.0 <= self.band < math.inf, ">= 1, finite"),
-            ("lifetime_s", self.life, 0.0 < self.life < math.inf, "> 0, finite"),
-            ("reveal_ticks", self.reveal, self.reveal >= 0, ">= 0"),
-        ):
-            if not ok:
-                raise self.param_error(name, v, f"must be {allowed}")
+        self.check_params(
+            (
+                ("n_orders", self.n, self.n >= 1, ">= 1"),
+                ("order_lots", self.lots, self.lots >= 1, ">= 1"),
+                ("band_ticks", self.band, 1.0 <= self.band < math.inf, ">= 1, finite"),
+                ("lifetime_s", self.life, 0.0 < self.life < math.inf, "> 0, finite"),
+                ("reveal_ticks", self.reveal, self.reveal >= 0, ">= 0"),
+            )
+        )
         self._step_s = float(model.session.step_seconds)
         #: Per slot: its latent book.
         self._latent: dict[int, _LatentBook] = {}
