@@ -15,6 +15,13 @@ draws a size (:class:`SizeModel`) and sends
 With an empty side the reference is the agent's (delayed) mid, or the last trade, or the
 fundamental (see :meth:`Trader.mid`), so noise traders also seed an empty book.
 
+With ``vol_feedback = e > 0`` the market-order probability is ``market_prob * (fast / slow)^e``
+(capped at ``max_market_prob``): ``fast`` and ``slow`` are time-aware EMAs of
+``|Δmid| / sqrt(Δt)`` between its wake-ups with half-lives ``vol_fast_halflife_s`` and
+``vol_slow_halflife_s`` - traders pay more attention, and trade more aggressively, when the
+market has been more volatile than usual, a feedback that clusters volatility (the
+self-excitation of order flow, cf. Hawkes models of trading activity).
+
 Orders older than ``order_lifetime_s`` are cancelled at the agent's next wake-up (if still live).
 ``single_wake_per_day = true`` reproduces ABIDES RMSC04: one wake-up per day at a uniform random
 time of the session and one order.
@@ -153,6 +160,20 @@ class NoiseParams(SizeParams):
         0.0,
         description="Cancel own orders older than this many seconds at the next wake; 0 = never.",
     )
+    vol_feedback: Num = Field(
+        0.0,
+        description="Elasticity of the market-order probability to recent / usual volatility "
+        "(0 = off).",
+    )
+    vol_fast_halflife_s: Num = Field(
+        300.0, description="Half-life of its recent-volatility average, s (> 0)."
+    )
+    vol_slow_halflife_s: Num = Field(
+        23400.0, description="Half-life of its usual-volatility average, s (> 0)."
+    )
+    max_market_prob: Num = Field(
+        0.9, description="Cap on the market-order probability under vol_feedback (0..1)."
+    )
 
 
 @register_trader("noise")
@@ -160,7 +181,7 @@ class NoiseTrader(Trader):
     """Zero-intelligence trader: random market and limit orders around the (delayed) quotes."""
 
     Params = NoiseParams
-    state_attrs = ("_expiry",)
+    state_attrs = ("_expiry", "_vol")
 
     def __init__(
         self,
@@ -196,6 +217,19 @@ class NoiseTrader(Trader):
         self._life_steps = max(1, round(life / model.session.step_seconds)) if life > 0 else 0
         #: (expiry step, slot, order id) of own orders that may still rest, oldest first.
         self._expiry: deque[tuple[int, int, int]] = deque()
+        self.vol_feedback = float(p["vol_feedback"])
+        self.vol_fast = float(p["vol_fast_halflife_s"])
+        self.vol_slow = float(p["vol_slow_halflife_s"])
+        self.max_market_prob = float(p["max_market_prob"])
+        self.check_params((
+            ("vol_feedback", self.vol_feedback, 0.0 <= self.vol_feedback < math.inf, ">= 0"),
+            ("vol_fast_halflife_s", self.vol_fast, 0.0 < self.vol_fast < math.inf, "> 0"),
+            ("vol_slow_halflife_s", self.vol_slow, 0.0 < self.vol_slow < math.inf, "> 0"),
+            ("max_market_prob", self.max_market_prob, 0.0 <= self.max_market_prob <= 1.0,
+             "in [0, 1]"),
+        ))  # fmt: skip
+        #: vol_feedback: per slot (last mid, step, fast |dm|/sqrt(dt) EMA, slow EMA).
+        self._vol: dict[int, tuple[float, int, float, float]] = {}
 
     # ------------------------------------------------------------------ scheduling
     def first_wake(self, day_start: int) -> int | None:
@@ -235,7 +269,8 @@ class NoiseTrader(Trader):
         side = BUY if rng.random() < self.buy_prob else SELL
         qty = self.size_model.draw(rng)
         bb, _, ba, _ = self.quote(slot)
-        if self.market_prob > 0.0 and rng.random() < self.market_prob:
+        p_mkt = self.market_prob if self.vol_feedback == 0.0 else self._market_prob(slot, step)
+        if p_mkt > 0.0 and rng.random() < p_mkt:
             if self.style == "market":
                 self.market(slot, side, qty)
                 return
@@ -248,6 +283,32 @@ class NoiseTrader(Trader):
                 return
             # nothing to hit on the other side: place a passive order instead
         self._rest(step, slot, side, self._passive_price(slot, side, bb, ba, rng), qty)
+
+    def _market_prob(self, slot: int, step: int) -> float:
+        """``market_prob * (fast / slow)^vol_feedback`` capped at ``max_market_prob``: fast and
+        slow are time-aware EMAs of ``|Δmid| / sqrt(Δt)`` between its wake-ups (half-lives
+        ``vol_fast_halflife_s`` and ``vol_slow_halflife_s``), so it trades more aggressively
+        when the market has been more volatile than usual. O(1)."""
+        m = self.mid(slot)
+        prev = self._vol.get(slot)
+        if m != m:
+            return self.market_prob
+        if prev is None or step <= prev[1]:
+            if prev is None:
+                self._vol[slot] = (m, step, -1.0, -1.0)  # no move measured yet
+            return self.market_prob
+        last, t0, fast, slow = prev
+        dt = (step - t0) * self.model.session.step_seconds
+        r = abs(m - last) / math.sqrt(dt)
+        if fast < 0.0:  # the first move measured starts both averages
+            fast = slow = r
+        else:
+            fast += (1.0 - 2.0 ** (-dt / self.vol_fast)) * (r - fast)
+            slow += (1.0 - 2.0 ** (-dt / self.vol_slow)) * (r - slow)
+        self._vol[slot] = (m, step, fast, slow)
+        if slow <= 0.0:
+            return self.market_prob
+        return min(self.max_market_prob, self.market_prob * (fast / slow) ** self.vol_feedback)
 
     def _passive_price(self, slot: int, side: int, bb: int, ba: int, rng: Any) -> int:
         if bb != NO_PRICE and ba != NO_PRICE:

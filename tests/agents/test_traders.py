@@ -212,6 +212,40 @@ def test_noise_inside_spread_and_market_orders():
     assert {(o[4], o[2]) for o in queued(m3, c.account)} == {(LIMIT, 10000), (LIMIT, 9990)}
 
 
+def test_noise_vol_feedback_scales_the_market_order_probability():
+    m = build(group("noise", market_prob=0.2, vol_feedback=0.5, vol_fast_halflife_s=10.0,
+                    vol_slow_halflife_s=1000.0, max_market_prob=0.5))  # fmt: skip
+    lp = lp_account(m)
+    (a,) = agents_of(m, NoiseTrader)
+    set_book(m, lp, 9999, 10001)  # mid 10000
+    assert a._market_prob(0, 0) == 0.2  # first look: nothing to compare yet
+    set_book(m, lp, 10003, 10005)  # +4 ticks in 4 s: r = 2 ticks / sqrt(s)
+    assert a._market_prob(0, 4) == pytest.approx(0.2)  # fast == slow after one move
+    fast, slow = 2.0, 2.0
+    set_book(m, lp, 10003, 10005)  # quiet for 100 s: r = 0
+    fast *= 2.0 ** (-100 / 10.0)
+    slow *= 2.0 ** (-100 / 1000.0)
+    assert a._market_prob(0, 104) == pytest.approx(0.2 * (fast / slow) ** 0.5)
+    assert a._vol[0][2:] == pytest.approx((fast, slow))
+    set_book(m, lp, 10403, 10405)  # 400 ticks in 10 s: 0.2 * (fast / slow)^0.5 > 0.5, capped
+    assert a._market_prob(0, 114) == 0.5
+    # off by default: the plain probability, no state kept
+    m2 = build(group("noise", market_prob=0.2))
+    (b,) = agents_of(m2, NoiseTrader)
+    b.act(0)
+    assert b.vol_feedback == 0.0 and b._vol == {}
+
+
+@pytest.mark.parametrize(
+    "params, needle",
+    [({"vol_feedback": -1.0}, "vol_feedback"), ({"vol_fast_halflife_s": 0.0}, "vol_fast"),
+     ({"vol_slow_halflife_s": 0.0}, "vol_slow"), ({"max_market_prob": 1.5}, "max_market_prob")],
+)  # fmt: skip
+def test_noise_vol_feedback_bad_params_name_the_key(params, needle):
+    with pytest.raises(ConfigError, match=needle):
+        build(group("noise", **params))
+
+
 def test_noise_seeds_an_empty_book_around_the_fundamental():
     m = build(group("noise", market_prob=0.0, depth_tail_alpha=50.0, depth_mean_ticks=1.0))
     (a,) = agents_of(m, NoiseTrader)
