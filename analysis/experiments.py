@@ -155,9 +155,9 @@ def prepare_scenario(
 
     The first ``execution`` group of the scenario is used (its count set to 1; others are
     disabled); a scenario without one gets a group named :data:`EXECUTION_GROUP`. Its params are
-    set to the study's (``day`` None: :func:`default_day`; ``total_lots = max_size``; the experiment changes the size and side of
-    each continuation), its cash to twice the largest meta-order's notional. Quotes are recorded
-    every step if the scenario records none.
+    set to the study's (``day`` None: :func:`default_day`; ``total_lots = max_size``; the
+    experiment changes the size and side of each continuation), its cash to twice the largest
+    meta-order's notional. Quotes are recorded every step if the scenario records none.
 
     Raises:
         ConfigError: bad arguments (the message names them), a window outside the session.

@@ -153,7 +153,7 @@ class LatentOrders(LadderQuoter):
 
     Params = LatentOrdersParams
     state_attrs = (
-        "_orders", "_fills", "_sent", "_last_wake", "_pending_ioc", "consumed_lots",
+        "_orders", "_fills", "_sent", "_last_wake", "consumed_lots",
     )  # fmt: skip
 
     def __init__(
@@ -189,7 +189,6 @@ class LatentOrders(LadderQuoter):
         #: that a fill is attributed even when it raced the order's cancel.
         self._sent: dict[int, tuple[int, int]] = {}
         self._last_wake: dict[int, int] = {}
-        self._pending_ioc: list[tuple[int, int, int]] = []
         #: Lots of latent orders consumed by its fills so far (equals the lots it traded).
         self.consumed_lots = 0
 
@@ -296,15 +295,18 @@ class LatentOrders(LadderQuoter):
             self._deposit(slot, book, sorted(renew), m)
             self.requote(slot)
 
-    def target_quotes(self, slot: int) -> dict[tuple[int, int], int]:
-        """Show what is near the touch; take what the price has crossed (IOC at the touch)."""
-        book = self._latent[slot]
+    def _touch(self, slot: int) -> tuple[int, int]:
+        """The bid and ask it sees (the mid's floor and ceiling on an empty side)."""
         bb, _, ba, _ = self.quote(slot)
         m = self.mid(slot)
         bid = bb if bb != NO_PRICE else math.floor(m)
         ask = ba if ba != NO_PRICE else math.ceil(m)
-        if ask <= bid:
-            ask = bid + 1
+        return bid, (ask if ask > bid else bid + 1)
+
+    def target_quotes(self, slot: int) -> dict[tuple[int, int], int]:
+        """The latent lots within ``reveal_ticks`` of the touch, by level."""
+        book = self._latent[slot]
+        bid, ask = self._touch(slot)
         hb, hs = book.hist[BUY], book.hist[SELL]
         want: dict[tuple[int, int], int] = {}
         lo = max(1, bid - self.reveal)
@@ -313,24 +315,27 @@ class LatentOrders(LadderQuoter):
         top = min(ask + self.reveal + 1, hs.size)
         for off in np.flatnonzero(hs[bid + 1 : top]).tolist():
             want[(SELL, bid + 1 + off)] = int(hs[bid + 1 + off])
-        cross_b = int(hb[ask : book.bmax + 1].sum()) if book.bmax >= ask else 0
-        cross_s = int(hs[book.smin : bid + 1].sum()) if book.smin <= bid else 0
-        if cross_b > 0:
-            self._pending_ioc.append((BUY, ask, cross_b))
-        if cross_s > 0 and bid > 0:
-            self._pending_ioc.append((SELL, bid, cross_s))
         return want
 
     def requote(self, slot: int) -> None:
-        """The ladder diff of :class:`LadderQuoter`, then the IOC orders for crossed intentions."""
-        self._pending_ioc = []
-        before = set(self._orders)
+        """The ladder diff of :class:`LadderQuoter`, then an IOC order at the touch for the
+        latent lots the price has crossed (buys at or above the ask, sells at or below the bid)."""
         super().requote(slot)
-        for oid in self._orders.keys() - before:
-            o = self._orders[oid]
-            self._sent[oid] = (o[1], o[2])
-        for sd, price, lots in self._pending_ioc:
-            self._sent[self.ioc(slot, sd, price, lots)] = (sd, -1)
+        book = self._latent[slot]
+        bid, ask = self._touch(slot)
+        hb, hs = book.hist[BUY], book.hist[SELL]
+        cross_b = int(hb[ask : book.bmax + 1].sum()) if book.bmax >= ask else 0
+        cross_s = int(hs[book.smin : bid + 1].sum()) if book.smin <= bid else 0
+        if cross_b > 0:
+            self._sent[self.ioc(slot, BUY, ask, cross_b)] = (BUY, -1)
+        if cross_s > 0 and bid > 0:
+            self._sent[self.ioc(slot, SELL, bid, cross_s)] = (SELL, -1)
+
+    def limit(self, slot: int, side: int, price: int, qty: int) -> int:
+        """Send a limit order (the ladder's) and remember its level for fill attribution."""
+        oid = super().limit(slot, side, price, qty)
+        self._sent[oid] = (side, price)
+        return oid
 
     def on_day_end(self, day: int, step: int) -> None:
         """The exchange cancelled its shown orders; the latent book stays."""

@@ -290,14 +290,15 @@ class NoiseTrader(Trader):
         ``vol_fast_halflife_s`` and ``vol_slow_halflife_s``), so it trades more aggressively
         when the market has been more volatile than usual. O(1)."""
         m = self.mid(slot)
-        prev = self._vol.get(slot)
         if m != m:
             return self.market_prob
-        if prev is None or step <= prev[1]:
-            if prev is None:
-                self._vol[slot] = (m, step, -1.0, -1.0)  # no move measured yet
+        prev = self._vol.get(slot)
+        if prev is None:
+            self._vol[slot] = (m, step, -1.0, -1.0)  # no move measured yet
             return self.market_prob
         last, t0, fast, slow = prev
+        if step <= t0:
+            return self.market_prob
         dt = (step - t0) * self.model.session.step_seconds
         r = abs(m - last) / math.sqrt(dt)
         if fast < 0.0:  # the first move measured starts both averages
