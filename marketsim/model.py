@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import time as _time
+import zlib
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
@@ -422,6 +423,14 @@ class MarketModel(mesa.Model):
         and the account id (``SeedSequence(seed, spawn_key=(3, account))``, disjoint from the
         model's own, feed and init streams). Same seed and account -> same stream. O(1)."""
         ss = np.random.SeedSequence(self.seed, spawn_key=(3, int(account)))
+        return np.random.Generator(np.random.PCG64(ss))
+
+    def shared_stream(self, name: str) -> np.random.Generator:
+        """A fresh random stream named ``name``, for exogenous processes several agents share
+        (a group's activity path): ``SeedSequence(seed, spawn_key=(4, crc32(name)))``, disjoint
+        from the agents' streams. Same seed and name -> same stream. O(1)."""
+        key = zlib.crc32(name.encode("utf-8"))
+        ss = np.random.SeedSequence(self.seed, spawn_key=(4, key))
         return np.random.Generator(np.random.PCG64(ss))
 
     def fundamental_ticks(self, slot: int) -> float:

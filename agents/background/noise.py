@@ -22,6 +22,16 @@ With ``vol_feedback = e > 0`` the market-order probability is ``market_prob * (f
 market has been more volatile than usual, a feedback that clusters volatility (the
 self-excitation of order flow, cf. Hawkes models of trading activity).
 
+With ``activity_sigma > 0`` an exogenous, market-wide activity multiplier ``A(t)`` (lognormal,
+mean 1, a sum of Ornstein-Uhlenbeck components in its log: :mod:`agents.background.activity`)
+multiplies the market-order probability (``activity_on = "market_prob"``, capped at
+``max_market_prob``), the wake-up rate (``"rate"``: more orders of every kind) or both: news and
+attention come in bursts. In the stylized_facts market the rate alone does not raise the
+volatility (the bursts bring as much new liquidity as they take) while the market-order share
+does.
+Every group with the same ``activity_stream`` name shares one path, drawn from a stream of its
+own, so the activity never responds to the market: a meta-order does not draw the crowd.
+
 Orders older than ``order_lifetime_s`` are cancelled at the agent's next wake-up (if still live).
 ``single_wake_per_day = true`` reproduces ABIDES RMSC04: one wake-up per day at a uniform random
 time of the session and one order.
@@ -42,6 +52,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import Field
 
+from agents.background.activity import ActivityPath
 from agents.background.base import BUY, NO_PRICE, SELL, Trader, TraderParams, register_trader
 from marketsim.params import IntNum, Num
 
@@ -172,7 +183,28 @@ class NoiseParams(SizeParams):
         23400.0, description="Half-life of its usual-volatility average, s (> 0)."
     )
     max_market_prob: Num = Field(
-        0.9, description="Cap on the market-order probability under vol_feedback (0..1)."
+        0.9,
+        description="Cap on the market-order probability under vol_feedback or activity (0..1).",
+    )
+    activity_sigma: Num = Field(
+        0.0,
+        description="Std of log activity, the exogenous market-wide activity multiplier "
+        "(0 = off; see agents.background.activity).",
+    )
+    activity_halflives_s: list[float] = Field(
+        [600.0, 3600.0, 23400.0],
+        description="Half-lives (s) of the activity's Ornstein-Uhlenbeck components.",
+    )
+    activity_grid_s: Num = Field(10.0, description="Seconds per cell of the activity path.")
+    activity_on: Literal["market_prob", "rate", "both"] = Field(
+        "market_prob",
+        description="What the activity multiplies: the wake-up rate (more orders of every "
+        "kind), the market-order probability, or both.",
+    )
+    activity_stream: str = Field(
+        "market",
+        description="Name of the activity path: groups with the same name share its random "
+        "path (one market-wide news flow).",
     )
 
 
@@ -230,6 +262,49 @@ class NoiseTrader(Trader):
         ))  # fmt: skip
         #: vol_feedback: per slot (last mid, step, fast |dm|/sqrt(dt) EMA, slow EMA).
         self._vol: dict[int, tuple[float, int, float, float]] = {}
+        self.activity = self._activity_path()
+        on = str(p["activity_on"])
+        self._act_rate = self.activity is not None and on in ("rate", "both")
+        self._act_mkt = self.activity is not None and on in ("market_prob", "both")
+        if self._act_rate and (self.single_wake or self._interval_steps):
+            raise self.param_error(
+                "activity_on",
+                on,
+                "a rate needs Poisson wake-ups (wake_interval_s = 0 and "
+                "single_wake_per_day = false); use market_prob",
+            )
+
+    def _activity_path(self) -> ActivityPath | None:
+        """The shared activity path of this agent's ``activity_stream`` (None when
+        ``activity_sigma`` is 0). Agents with the same stream name and parameters share one
+        object; it is a function of the seed and the name only, never saved. O(run / grid)
+        for the first agent, O(1) after."""
+        p = self.p
+        sigma = float(p["activity_sigma"])
+        halflives = tuple(float(h) for h in p["activity_halflives_s"])
+        grid = float(p["activity_grid_s"])
+        name = str(p["activity_stream"])
+        self.check_params((
+            ("activity_sigma", sigma, 0.0 <= sigma <= 5.0, "in [0, 5]"),
+            ("activity_grid_s", grid, 0.0 < grid < math.inf, "> 0"),
+        ))  # fmt: skip
+        if sigma == 0.0:
+            return None
+        if not halflives:
+            raise self.param_error("activity_halflives_s", [], "must list at least one half-life")
+        for h in halflives:
+            if not 0.0 < h < math.inf:
+                raise self.param_error("activity_halflives_s", list(halflives), "each must be > 0")
+        cache = self.model.__dict__.setdefault("_activity_paths", {})
+        key = (name, sigma, halflives, grid)
+        path = cache.get(key)
+        if path is None:
+            ses = self.model.session
+            path = cache[key] = ActivityPath(
+                self.model.shared_stream("activity/" + name), ses.total_steps,
+                ses.step_seconds, sigma, halflives, grid,
+            )  # fmt: skip
+        return path
 
     # ------------------------------------------------------------------ scheduling
     def first_wake(self, day_start: int) -> int | None:
@@ -237,12 +312,18 @@ class NoiseTrader(Trader):
         if self.single_wake:
             spd = self.model.session.steps_per_day
             return day_start + int(self.schedule_rng.random() * spd)
+        if self._act_rate and self._rate_per_step > 0:
+            gap = self.schedule_rng.exponential(1.0 / self._rate_per_step)
+            return int(self.activity.after(day_start, gap))
         return super().first_wake(day_start)
 
     def next_wake(self, step: int) -> int | None:
         """None after the single daily wake-up, else as the base."""
         if self.single_wake:
             return None
+        if self._act_rate and self._rate_per_step > 0:
+            gap = self.schedule_rng.exponential(1.0 / self._rate_per_step)
+            return max(step + 1, math.ceil(self.activity.after(step, gap)))
         return super().next_wake(step)
 
     def on_day_end(self, day: int, step: int) -> None:
@@ -270,6 +351,8 @@ class NoiseTrader(Trader):
         qty = self.size_model.draw(rng)
         bb, _, ba, _ = self.quote(slot)
         p_mkt = self.market_prob if self.vol_feedback == 0.0 else self._market_prob(slot, step)
+        if self._act_mkt:
+            p_mkt = min(self.max_market_prob, p_mkt * self.activity.level(step))
         if p_mkt > 0.0 and rng.random() < p_mkt:
             if self.style == "market":
                 self.market(slot, side, qty)

@@ -78,7 +78,7 @@ def test_same_seed_same_trades(name):
 
 def all_types_scenario() -> dict:
     """The quickstart market with every trader type: + switching, institutional, latent
-    liquidity, latent orders and execution."""
+    liquidity, latent orders, noise driven by the activity path and execution."""
     with open(path("quickstart"), "rb") as fh:
         sc = tomllib.load(fh)
     for g in sc["agents"]:
@@ -115,6 +115,17 @@ def all_types_scenario() -> dict:
             "shares": {"ABC": 100_000},
             "params": {"wake_interval_s": 3.0, "n_orders": 500, "order_lots": 3,
                        "band_ticks": 30.0, "lifetime_s": 600.0},
+        }
+    )  # fmt: skip
+    sc["agents"].append(
+        {
+            "type": "noise",
+            "name": "news_noise",
+            "count": 5,
+            "cash": 1e6,
+            "shares": {"ABC": 1000},
+            "params": {"market_prob": 0.3, "activity_sigma": 0.8, "activity_on": "both",
+                       "activity_grid_s": 5.0},
         }
     )  # fmt: skip
     sc["agents"].append(
