@@ -26,7 +26,10 @@ lag ``k``, ``z_B`` the Bonferroni normal quantile ``Φ^{-1}(1 - (1 - level) / (2
   ``se_k = sqrt(Σ_{P_k} d_t² d_{t+k}²) / (N_k c_0)`` (``d = r - r̄``, ``c_0 = mean(d²)``). It is
   ``1 / sqrt(N_k)`` for i.i.d. returns; with volatility clustering the sample autocorrelations
   of uncorrelated returns scatter more than that, and the i.i.d. band of
-  :func:`analysis.stylized.facts_from_returns` would flag them;
+  :func:`analysis.stylized.facts_from_returns` would flag them. The null allows a lag-1
+  correlation (the bid-ask bounce), which makes ``ρ(k)`` scatter by a factor
+  ``sqrt(1 + 2 ρ(1)²)`` more (Bartlett 1946): ``se_k`` includes the lag-1 cross products of
+  ``d_t d_{t+k}`` (:func:`robust_acf_se` with ``null_lags = 1``);
 * ``abs_return_acf_lag1``: ``0.1 <= ρ_|r|(1) <= 0.6``;
 * ``abs_return_acf_slow_decay``: ``ρ_|r|(k) > 0`` for ``k = 1..10`` and the power-law exponent
   ``β`` of ``ρ_|r|(k) ≈ A k^{-β}`` (lags ``1..L``) below 1 (value: ``β``);
@@ -66,6 +69,7 @@ from analysis.stylized import (
     lagged_products,
     pooled_returns,
     power_law_fit,
+    segment_codes,
     stylized_facts,
 )
 from marketsim.errors import ConfigError, DataError
@@ -120,16 +124,33 @@ _SIM, _REF, _FIT = "#264653", "#e76f51", "#2a9d8f"
 
 
 # ---------------------------------------------------------------------------- targets
-def robust_acf_se(r: Any, max_lag: int, segments: Any = None) -> np.ndarray:
+def robust_acf_se(r: Any, max_lag: int, segments: Any = None, null_lags: int = 0) -> np.ndarray:
     """Heteroskedasticity-robust standard errors of ``ρ(1..max_lag)`` (module docstring).
 
-    ``se_k = sqrt(Σ_{P_k} d_t² d_{t+k}²) / (N_k c_0)``, pairs within one segment; NaN for lags
-    without pairs. O(m log m) (:func:`analysis.stylized.lagged_products`).
+    ``se_k = sqrt(V_k) / (N_k c_0)`` with ``V_k = Σ_{P_k} x_t²`` for ``x_t = d_t d_{t+k}``,
+    pairs within one segment; NaN for lags without pairs.
+
+    ``null_lags = q > 0``: the null is a series correlated up to lag ``q`` (an MA(q), e.g. the
+    bid-ask bounce at lag 1), under which the products ``x_t`` are themselves correlated up to
+    lag ``q``: ``V_k = Σ x_t² + 2 max(0, Σ_{j=1..q} Σ x_t x_{t+j})`` (a truncated
+    Newey-West sum; Bartlett's formula ``var ρ(k) = (1 + 2 Σ_{j<=q} ρ(j)²) / N`` for
+    ``k > q`` in the homoskedastic case). Only the lags ``k > q`` are tested under that null;
+    the cross terms are clipped at 0 so the s.e. is never below the ``q = 0`` one. O(q m log m)
+    (:func:`analysis.stylized.lagged_products`).
     """
     x = np.asarray(r, dtype=float)
     d = x - x.mean() if x.size else x
     c0 = float(np.mean(d * d)) if x.size else float("nan")
     s2, cnt = lagged_products(d * d, d * d, max_lag, segments)
+    if null_lags > 0 and x.size:
+        codes = segment_codes(segments, x.size)
+        cross = np.zeros_like(s2)
+        for j in range(1, int(null_lags) + 1):
+            u = np.zeros_like(d)  # u_t = d_t d_{t+j} within a segment, else 0
+            same = codes[j:] == codes[:-j]
+            u[:-j] = np.where(same, d[:-j] * d[j:], 0.0)
+            cross += lagged_products(u, u, max_lag, segments)[0]
+        s2 = s2 + 2.0 * np.maximum(cross, 0.0)
     s2, cnt = s2[1:], cnt[1:]
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(cnt > 0, np.sqrt(np.maximum(s2, 0.0)) / (cnt * c0), np.nan)
@@ -204,7 +225,7 @@ def calibration_targets(
 
     zb = float(stats.norm.ppf(1.0 - (1.0 - level) / (2.0 * max_lag)))
     a = acf_test(r, max_lag, seg, level)
-    se = robust_acf_se(r, max_lag, seg)
+    se = robust_acf_se(r, max_lag, seg, null_lags=1)
     tol = np.maximum(ACF_NEGLIGIBLE, zb * np.where(np.isfinite(se), se, np.inf))
     beyond = a.acf[1:]
     fin = np.isfinite(beyond)

@@ -21,7 +21,7 @@ from analysis.report import (
     robust_acf_se,
     write_report,
 )
-from analysis.stylized import FACTS
+from analysis.stylized import FACTS, autocorrelation
 from marketsim.cli import main
 from marketsim.errors import ConfigError, DataError
 
@@ -171,6 +171,46 @@ def test_robust_acf_se_matches_the_formula_and_the_iid_limit():
     assert se[0] > 1.3 / math.sqrt(3 * per_day)  # wider than the i.i.d. band
     g = rng.normal(size=200_000)
     assert robust_acf_se(g, 2)[0] == pytest.approx(1 / math.sqrt(g.size - 1), rel=0.02)
+
+
+def test_robust_acf_se_under_an_ma1_null_matches_the_formula():
+    rng = np.random.default_rng(4)
+    per_day = 200
+    x = rng.standard_t(5, per_day * 3) * np.repeat([1.0, 2.5, 0.7], per_day)
+    seg = np.repeat([0, 1, 2], per_day)
+    se0 = robust_acf_se(x, 6, seg)
+    se1 = robust_acf_se(x, 6, seg, null_lags=1)
+    d = x - x.mean()
+    c0 = float(np.mean(d * d))
+    for k in (2, 6):
+        v = cross = 0.0
+        for s in range(0, x.size, per_day):
+            e = d[s : s + per_day]
+            p = e[:-k] * e[k:]  # x_t = d_t d_{t+k} within the day
+            v += float(np.sum(p * p))
+            cross += float(np.sum(p[:-1] * p[1:]))
+        n_k = 3 * (per_day - k)
+        want = math.sqrt(v + 2 * max(cross, 0.0)) / (n_k * c0)
+        assert se1[k - 1] == pytest.approx(want, rel=1e-9)
+        assert se1[k - 1] >= se0[k - 1]
+
+
+def test_ma1_null_gives_the_test_its_nominal_size():
+    """Returns with a lag-1 bounce (MA(1), rho(1) = -0.44) and clustered volatility, but no
+    correlation beyond lag 1: rho(k) / se_k for k >= 2 is standard normal with the MA(1)
+    s.e.; the white-noise s.e. is too narrow by Bartlett's sqrt(1 + 2 rho(1)^2) = 1.18."""
+    rng = np.random.default_rng(11)
+    z0, z1 = [], []
+    for _ in range(300):
+        vol = np.repeat(np.exp(0.6 * rng.standard_normal(20)), 100)  # 20 regimes of 100
+        e = rng.standard_normal(2001)
+        r = (e[1:] - 0.6 * e[:-1]) * vol
+        rho = autocorrelation(r, 8)
+        z0.append(rho[1:] / robust_acf_se(r, 8)[1:])
+        z1.append(rho[1:] / robust_acf_se(r, 8, null_lags=1)[1:])
+    s0, s1 = float(np.std(z0)), float(np.std(z1))
+    assert s1 == pytest.approx(1.0, abs=0.06)
+    assert s0 > 1.1
 
 
 def test_targets_fail_for_trending_gaussian_returns():
