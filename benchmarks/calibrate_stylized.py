@@ -304,6 +304,66 @@ What was tried (the record of the calibration; see also the scenario's comments)
     (``vol_feedback`` stays 0 in the scenario); the parameter is kept, tested and off by
     default. Facts and a concave law together need the attention to respond to something a
     meta-order does not drive, or the latent book to grow with the volatility.
+22. Exogenous activity (agents/background/activity.py; noise ``activity_sigma``): a market-wide
+    activity multiplier ``A(t)``, lognormal with mean 1, its log a sum of three OU components
+    (half-lives 10 min, 1 h, one trading day), drawn once per run from a stream of its own
+    (``MarketModel.shared_stream``), so a run with a meta-order sees the same ``A`` as its
+    counterfactual: news and attention that the meta-order does not create. Facts (``check``,
+    10 days), log-std 0.7 unless said:
+
+    * ``A`` on the noise traders' wake-up rate (``activity_on = "rate"``, 0.8): kurtosis 0.50
+      and 0.25 on the calm seeds 300 and 405 (no better than without), volume-volatility -0.02
+      on 300: the bursts bring as much new liquidity as they take;
+    * ``A`` on their market-order share (``"market_prob"``; 0.3 A, at most 0.9), 0.8: seeds 300
+      and 405 7/7 (kurtosis 15.8 and 4.3), |r| ACF(1) 0.58 on 300 - near its ceiling;
+    * 0.7 (shipped): all seven targets on 10 of the 11 seeds 7, 300-303, 400-405 (405: kurtosis
+      2.87) and on 4 of the 6 fresh seeds 500-505, kurtosis 2.87-18.4, Hill 2.00-4.61, |r|
+      ACF(1) 0.37-0.59, volume-volatility 0.50-0.66. The two fresh failures were
+      ``no_autocorrelation_beyond_lag_1`` at lags 31-33 (|rho| 0.071-0.078 against
+      tolerances 0.066-0.068). Over the 17 runs the mean rho(k) is 0.00 +- 0.01 at every lag
+      2..50 (no real correlation) but rho(k)/se_k scatters with std 1.15, not 1: the robust
+      s.e. was that of a white-noise null, while the test's null allows the lag-1 bounce
+      (rho(1) ~ -0.4), which widens the scatter by Bartlett's sqrt(1 + 2 rho(1)^2) = 1.15 - a
+      5 %-level test that rejected a true null on about one seed in five. Fixed in
+      :func:`analysis.report.robust_acf_se` (``null_lags = 1``; a size test on synthetic
+      MA(1) returns in tests/analysis/test_report.py): 15 of the 17 seeds meet all seven (405:
+      kurtosis 2.87; 502: rho(31) 0.078 against 0.076), with the common 4-h anchor below.
+
+    Impact with the activity (``marketsim impact ... --workers 2``, default sizes, TWAP over one
+    hour on day 1, binned delta): seeds 0-15 0.79 [0.61, 1.06] (mean ``I*/sigma`` 0.10, 0.17,
+    0.31, 0.61, 0.88; without the activity 0.13, 0.17, 0.37, 0.57, 0.86 - the same within the
+    noise), seeds 16-31 0.96 [0.58, 1.59] (0.03, 0.09, 0.23, 0.42, 0.68), pooled over 0-31 0.87
+    [0.68, 1.24]. The step-20 figure of 0.66 on seeds 0-15 was a favourable seed set: the law
+    is nearer 0.75-0.9, above the target. What does not change it (seeds 0-15 with the
+    activity; weighted or per-row fits of the same studies agree within 0.1):
+
+    * the execution protocol: 15-min TWAP 0.80, 4-h TWAP 0.70 [0.49, 1.16] (the impact at
+      20000 lots is the same, 0.83, whatever the duration), POV at 15 % 0.85 [0.71, 1.11];
+    * 40000 latent orders: 0.89 (the small meta-orders' impact falls: the revealed latent
+      orders add liquidity at the touch); latent orders shown only at the touch: 0.89;
+    * half the noise traders: 0.81; value-investor thresholds from 5 ticks instead of 0.5:
+      0.76;
+    * value investors with anchors on many time scales (Benzaquen & Bouchaud 2018:
+      liquidity with a broad spectrum of memory times gives a square root):
+      ``anchor_halflife_s`` lognormal with mean 40000 s and log-std 1.5 (median 3.6 h): 0.65
+      [0.51, 0.87] on seeds 0-15, 0.92 on 16-31, pooled 0.75 [0.61, 0.95] - better by ~0.1,
+      but seed 7 then fails the no-autocorrelation target (rho(6) = -0.098; the fast anchors
+      revert the price within minutes); median 45 min (mean 20000 s, log-std 2): 0.89 on
+      16-31; each investor drawing one of 1, 2, 4, 8 or 16 trading hours (shipped): 0.73
+      [0.58, 1.07] on seeds 0-15 (mean ``I*/sigma`` 0.10, 0.10, 0.28, 0.55, 0.88), 0.80
+      [0.64, 1.19] on 16-31, pooled 0.76 [0.65, 0.97] (0.08, 0.10, 0.27, 0.50, 0.82); the
+      per-meta-order std of ``I*/sigma`` also falls, from 0.14-0.33 to 0.11-0.27. Facts with
+      it (``check --seeds 7,300-303,400-405,500-505``): all seven targets on all 17 seeds -
+      kurtosis 5.1-20.3, Hill 2.09-3.50, |r| ACF(1) 0.40-0.57, volume-volatility 0.54-0.67,
+      sign gamma 0.06-0.13; ``marketsim run`` of seed 7: 53 s.
+
+    Why small meta-orders move the price so little (positions with minus without a 2000-lot
+    meta-order at its end, seeds 0-5): the noise traders absorb up to 1800 lots with the mid
+    unchanged - zero-intelligence limit orders refill the book at the touch whatever the flow
+    - and the value investors, whose V-shaped demand is centred on their slow anchor rather
+    than on the price, offer ``500 n(theta < |gap|)`` lots per tick at the current price: both
+    are linear absorbers for small flows, so the impact of 1000-2000 lots is 0.03-0.13 sigma
+    where a square root through the large sizes would give ~0.2.
 """
 
 from __future__ import annotations
