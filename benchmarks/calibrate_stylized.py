@@ -364,6 +364,13 @@ What was tried (the record of the calibration; see also the scenario's comments)
     than on the price, offer ``500 n(theta < |gap|)`` lots per tick at the current price: both
     are linear absorbers for small flows, so the impact of 1000-2000 lots is 0.03-0.13 sigma
     where a square root through the large sizes would give ~0.2.
+
+    A lead from that: noise limit orders placed deeper (``depth_mean_ticks`` 6 instead of 3, a
+    thinner touch) on top of the shipped scenario give 0.76 [0.58, 1.08] on seeds 0-15, 0.62
+    [0.49, 0.80] on 16-31, pooled 0.69 [0.57, 0.84] (mean ``I*/sigma`` 0.10, 0.14, 0.31, 0.50,
+    0.77) - but the calm seed 405 loses its tails (kurtosis 1.69; seeds 7 and 300 keep all
+    seven). Not shipped; it would need a stronger activity path to go with it, checked on every
+    seed.
 """
 
 from __future__ import annotations
