@@ -290,11 +290,10 @@ class NoiseTrader(Trader):
         ))  # fmt: skip
         if sigma == 0.0:
             return None
-        if not halflives:
-            raise self.param_error("activity_halflives_s", [], "must list at least one half-life")
-        for h in halflives:
-            if not 0.0 < h < math.inf:
-                raise self.param_error("activity_halflives_s", list(halflives), "each must be > 0")
+        ok = bool(halflives) and all(0.0 < h < math.inf for h in halflives)
+        self.check_params(
+            [("activity_halflives_s", list(halflives), ok, "a non-empty list of half-lives > 0")]
+        )
         cache = self.model.__dict__.setdefault("_activity_paths", {})
         key = (name, sigma, halflives, grid)
         path = cache.get(key)
@@ -313,8 +312,7 @@ class NoiseTrader(Trader):
             spd = self.model.session.steps_per_day
             return day_start + int(self.schedule_rng.random() * spd)
         if self._act_rate and self._rate_per_step > 0:
-            gap = self.schedule_rng.exponential(1.0 / self._rate_per_step)
-            return int(self.activity.after(day_start, gap))
+            return int(self._activity_arrival(day_start))
         return super().first_wake(day_start)
 
     def next_wake(self, step: int) -> int | None:
@@ -322,9 +320,14 @@ class NoiseTrader(Trader):
         if self.single_wake:
             return None
         if self._act_rate and self._rate_per_step > 0:
-            gap = self.schedule_rng.exponential(1.0 / self._rate_per_step)
-            return max(step + 1, math.ceil(self.activity.after(step, gap)))
+            return max(step + 1, math.ceil(self._activity_arrival(step)))
         return super().next_wake(step)
+
+    def _activity_arrival(self, t: int) -> float:
+        """The next Poisson arrival after ``t`` at ``rate * A``: a gap drawn at the base rate
+        (same stream and draw as the base schedule) run through the activity's time change."""
+        gap = self.schedule_rng.exponential(1.0 / self._rate_per_step)
+        return self.activity.after(t, gap)
 
     def on_day_end(self, day: int, step: int) -> None:
         """The exchange cancelled every resting order: forget them."""
