@@ -10,7 +10,9 @@ Randomness: decisions draw from :attr:`Trader.drng`, the agent's own stream (see
 model's seed and the agent's account id, created on first use); the wake-up schedule draws from
 ``self.model.rng`` (the model's stream, in wake order), unless ``own_schedule_stream``. Own
 streams keep counterfactual runs aligned: a run with one more meta-order changes the market
-other agents see, but not the random numbers each of them draws.
+other agents see, but not the random numbers each of them draws - provided a trader draws the
+same numbers on every wake whatever the book looks like (the noise and value traders draw a
+fixed block per wake; tests/agents/test_stream_alignment.py checks it).
 
 State: a subclass lists the attributes that change during a run in ``state_attrs`` (ints,
 floats, strings, lists, dicts with str keys, numpy arrays); checkpoints save and restore

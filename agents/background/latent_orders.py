@@ -15,6 +15,16 @@ price ``r`` (ticks) and a size. On each wake-up, per asset:
   requote of :class:`agents.background.market_maker.LadderQuoter` keeps the queue priority of
   levels that did not change); the rest stays hidden.
 
+Deposits may also follow a ramp (``deposit_ramp_ticks = w > 0``): density ``min(u / w, 1)`` at
+distance ``u`` from the mid, the LLOB's stationary profile imposed on fresh intentions, so that
+renewals do not refill the tip of the V.
+
+Its random numbers: the cancellations draw from its own stream (a fixed number of draws per
+wake), the deposits are counter-based - each fresh order's side and distance hash the agent's
+key, the order's index and how many times it was deposited (SplitMix64) - so a run with a
+meta-order and its counterfactual deposit the same orders at the same distances even though
+their fills, and so the orders renewed, differ.
+
 Filled lots consume the latent orders they came from; a consumed order is replaced by a fresh
 one (as a cancelled one). Consumption is what shapes the book: whenever the price moves it eats
 the latent orders it crosses, so near the price the surviving density vanishes linearly (an
@@ -72,16 +82,34 @@ class LatentOrdersParams(TraderParams):
     reveal_ticks: IntNum = Field(
         3, description="Latent orders this close to the touch rest in the book, ticks (>= 0)."
     )
+    deposit_ramp_ticks: Num = Field(
+        0.0,
+        description="Deposit density grows linearly from the mid up to this distance, then "
+        "stays flat (0: uniform from half a tick), ticks (0 <= ramp <= band_ticks).",
+    )
+
+
+_M1, _M2 = np.uint64(0xBF58476D1CE4E5B9), np.uint64(0x94D049BB133111EB)
+
+
+def _splitmix64(x: np.ndarray) -> np.ndarray:
+    """SplitMix64's output function on uint64 arrays (wrapping arithmetic). O(len(x))."""
+    with np.errstate(over="ignore"):
+        z = x + np.uint64(0x9E3779B97F4A7C15)
+        z = (z ^ (z >> np.uint64(30))) * _M1
+        z = (z ^ (z >> np.uint64(27))) * _M2
+        return z ^ (z >> np.uint64(31))
 
 
 class _LatentBook:
     """One asset's latent orders: per order side, price level and lots left; per side a
     histogram of lots by price and the FIFO of order indices at each level."""
 
-    __slots__ = ("side", "px", "q", "hist", "levels", "bmax", "smin")
+    __slots__ = ("side", "px", "q", "gen", "hist", "levels", "bmax", "smin")
 
     def __init__(self, n: int, max_price: int) -> None:
         self.side = np.zeros(n, np.int8)
+        self.gen = np.zeros(n, np.uint64)  # deposits so far of each order (its draws' counter)
         self.px = np.zeros(n, np.int64)
         self.q = np.zeros(n, np.int64)
         self.hist = {BUY: np.zeros(max_price, np.int64), SELL: np.zeros(max_price, np.int64)}
@@ -93,13 +121,15 @@ class _LatentBook:
         """Plain data for a checkpoint (the histograms are rebuilt from the orders)."""
         return {
             "side": self.side.copy(), "px": self.px.copy(), "q": self.q.copy(),
-            "levels": [[sd, p, list(lst)] for (sd, p), lst in self.levels.items()],
+            "gen": self.gen.copy(), "levels": [[sd, p, list(lst)] for (sd, p), lst in self.levels.items()],
             "bmax": self.bmax, "smin": self.smin, "max_price": int(self.hist[BUY].size),
         }  # fmt: skip
 
     def __repr__(self) -> str:
         """Content, not identity: orders, lots and a digest of the level queues."""
-        h = hashlib.sha1(self.side.tobytes() + self.px.tobytes() + self.q.tobytes())
+        h = hashlib.sha1(
+            self.side.tobytes() + self.px.tobytes() + self.q.tobytes() + self.gen.tobytes()
+        )
         h.update(repr(sorted(self.levels.items())).encode())
         return f"_LatentBook(n={self.q.size}, lots={int(self.q.sum())}, sha1={h.hexdigest()})"
 
@@ -107,6 +137,7 @@ class _LatentBook:
     def from_state(cls, st: dict[str, Any]) -> _LatentBook:
         b = cls(len(st["q"]), int(st["max_price"]))
         b.side[:], b.px[:], b.q[:] = st["side"], st["px"], st["q"]
+        b.gen[:] = st.get("gen", 0)  # checkpoints written before the counter: start at 0
         b.levels = {(int(sd), int(p)): [int(i) for i in lst] for sd, p, lst in st["levels"]}
         for sd in (BUY, SELL):
             on = (b.side == sd) & (b.q > 0)
@@ -171,6 +202,7 @@ class LatentOrders(LadderQuoter):
         self.band = float(p["band_ticks"])
         self.life = float(p["lifetime_s"])
         self.reveal = int(p["reveal_ticks"])
+        self.ramp = float(p["deposit_ramp_ticks"])
         self.check_params(
             (
                 ("n_orders", self.n, self.n >= 1, ">= 1"),
@@ -178,9 +210,15 @@ class LatentOrders(LadderQuoter):
                 ("band_ticks", self.band, 1.0 <= self.band < math.inf, ">= 1, finite"),
                 ("lifetime_s", self.life, 0.0 < self.life < math.inf, "> 0, finite"),
                 ("reveal_ticks", self.reveal, self.reveal >= 0, ">= 0"),
+                ("deposit_ramp_ticks", self.ramp, 0.0 <= self.ramp <= self.band,
+                 f"in [0, band_ticks = {self.band}]"),
             )
         )
         self._step_s = float(model.session.step_seconds)
+        #: Key of its counter-based deposit draws (a pure function of the seed and its account).
+        self._key = np.uint64(
+            model.shared_stream(f"latent_orders:{self.account}").integers(0, 2**63)
+        )
         #: Per slot: its latent book.
         self._latent: dict[int, _LatentBook] = {}
         #: Per slot: lots filled since the last wake, (side, price) -> lots; price -1 = IOC.
@@ -215,14 +253,44 @@ class LatentOrders(LadderQuoter):
             book.add(i, int(sd), int(p), int(lots))
         self._latent[slot] = book
 
+    def deposit_distances(self, v: np.ndarray, c: np.ndarray) -> np.ndarray:
+        """Distances from the mid (ticks) of fresh deposits, from uniforms ``v`` and ``c``.
+
+        Without a ramp: ``u = 1/2 + (band - 1/2) v``, uniform on ``[1/2, band]``. With a ramp
+        ``w > 0``: density ``f(u) = min(u / w, 1) / (band - w / 2)`` on ``[0, band]`` - the
+        ramp ``[0, w]`` (mass ``w / 2``; ``c`` below it picks the ramp) by inversion
+        ``u = w sqrt(v)``, the flat part uniform on ``[w, band]``. O(len(v)).
+        """
+        if self.ramp <= 0.0:
+            return 0.5 + (self.band - 0.5) * v
+        w, band = self.ramp, self.band
+        on_ramp = c < (0.5 * w) / (band - 0.5 * w)
+        return np.where(on_ramp, w * np.sqrt(v), w + (band - w) * v)
+
+    def deposit_uniforms(self, slot: int, idx: np.ndarray, gen: np.ndarray) -> np.ndarray:
+        """Three uniforms in [0, 1) per deposit (side, distance, ramp part), a hash of its key,
+        the slot, the order's index and its deposit count (SplitMix64): counter-based draws, so that an
+        order's next position does not depend on how many other orders were renewed before it
+        - a run with a meta-order and its counterfactual deposit the same orders at the same
+        distances. Shape ``(len(idx), 3)``. O(len(idx))."""
+        base = _splitmix64(self._key ^ np.uint64(slot))
+        x = _splitmix64(base + idx.astype(np.uint64) * np.uint64(0x9E3779B97F4A7C15))
+        x = x ^ (gen.astype(np.uint64) * np.uint64(3))
+        out = np.empty((idx.size, 3))
+        for j in range(3):
+            out[:, j] = (_splitmix64(x + np.uint64(j)) >> np.uint64(11)) * 2.0**-53
+        return out
+
     def _deposit(self, slot: int, book: _LatentBook, idx: list[int], m: float) -> None:
         """Replace the orders ``idx`` by fresh ones around the mid ``m``. O(len(idx))."""
         k = len(idx)
         if not k:
             return
-        rng = self.drng
-        buy = rng.random(k) < 0.5
-        u = 0.5 + (self.band - 0.5) * rng.random(k)
+        ix = np.asarray(idx, np.int64)
+        d = self.deposit_uniforms(slot, ix, book.gen[ix])
+        book.gen[ix] += np.uint64(1)
+        buy = d[:, 0] < 0.5
+        u = self.deposit_distances(d[:, 1], d[:, 2])
         hi = book.hist[BUY].size - 1
         for i, b, x in zip(idx, buy.tolist(), u.tolist(), strict=True):
             book.remove(i)

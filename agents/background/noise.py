@@ -32,6 +32,11 @@ does.
 Every group with the same ``activity_stream`` name shares one path, drawn from a stream of its
 own, so the activity never responds to the market: a meta-order does not draw the crowd.
 
+With ``inventory_scale_lots = s > 0`` the trader is inventory averse: the odds of a buy are
+multiplied by ``exp(-2 x)``, ``x`` its position beyond its endowment over ``s``, so what it
+absorbs from a one-sided flow it gives back over the following orders (fast liquidity that does
+not keep inventory).
+
 Orders older than ``order_lifetime_s`` are cancelled at the agent's next wake-up (if still live).
 ``single_wake_per_day = true`` reproduces ABIDES RMSC04: one wake-up per day at a uniform random
 time of the session and one order.
@@ -41,7 +46,10 @@ time of the session and one order.
 ``round_lot_lots * k`` where ``k`` is geometric with ``P(k = 1) = 0.875``, close to ABIDES's
 ``OrderSizeModel`` (20 % lognormal, 80 % multiples of 100 shares, 87.5 % of them single lots).
 
-Cost per wake: a handful of scalar draws from its own stream (``drng``); O(1) besides stale-order cancels.
+Cost per wake: the same handful of draws from its own stream (``drng``) on every wake, whatever
+the book looks like - the side, the size and four uniforms - so a counterfactual run (the same
+market without a meta-order) draws the same numbers for this trader even where the books
+differ; O(1) besides stale-order cancels.
 """
 
 from __future__ import annotations
@@ -151,6 +159,11 @@ class NoiseParams(SizeParams):
         False, description="ABIDES RMSC04: exactly one wake-up per day at a uniform random time."
     )
     buy_prob: Num = Field(0.5, description="Probability that an order is a buy.")
+    inventory_scale_lots: Num = Field(
+        0.0,
+        description="Inventory aversion: the buy odds are multiplied by exp(-2 d / scale), d "
+        "its position minus its endowment, lots (0 = off, else > 0).",
+    )
     market_prob: Num = Field(0.1, description="Probability of an aggressive order per wake-up.")
     aggressive_style: Literal["market", "touch_limit", "touch_ioc"] = Field(
         "market",
@@ -227,6 +240,13 @@ class NoiseTrader(Trader):
         p = self.p
         self.size_model = size_model_from(self)
         self.buy_prob = check_prob(self, "buy_prob")
+        self.inv_scale = float(p["inventory_scale_lots"])
+        self.check_params([(
+            "inventory_scale_lots", self.inv_scale, 0.0 <= self.inv_scale < math.inf,
+            ">= 0, finite (0 = off)",
+        )])  # fmt: skip
+        #: Per symbol: its endowment in lots, the position its inventory aversion returns to.
+        self._endow = {str(k): int(v) for k, v in (config.shares or {}).items()}
         self.market_prob = check_prob(self, "market_prob")
         self.inside_prob = check_prob(self, "inside_spread_prob")
         self.style = str(p["aggressive_style"])
@@ -334,11 +354,12 @@ class NoiseTrader(Trader):
         self._expiry.clear()
 
     # ------------------------------------------------------------------ acting
-    def depth_ticks(self, rng: np.random.Generator) -> int:
-        """Distance behind the own-side best of a passive order, in ticks. O(1)."""
+    def depth_ticks(self, u: float) -> int:
+        """Distance behind the own-side best of a passive order, in ticks, from a uniform
+        ``u`` in [0, 1) (Lomax by inversion). O(1)."""
         if self._lam <= 0.0:
             return 0
-        k = int(self._lam * ((1.0 - rng.random()) ** -self._inv_alpha - 1.0) + 0.5)
+        k = int(self._lam * ((1.0 - u) ** -self._inv_alpha - 1.0) + 0.5)
         return k if k < self.max_depth else self.max_depth
 
     def act(self, step: int) -> None:
@@ -350,13 +371,18 @@ class NoiseTrader(Trader):
             return
         rng = self.drng
         slot = slots[0] if len(slots) == 1 else slots[int(rng.random() * len(slots))]
-        side = BUY if rng.random() < self.buy_prob else SELL
+        # The same draws on every wake, whatever the market looks like, so that a run with a
+        # meta-order and its counterfactual keep this trader's stream aligned: side, size,
+        # aggressive or not, inside the spread or not, where inside, how deep.
+        u_side = rng.random()
         qty = self.size_model.draw(rng)
+        u_mkt, u_in, u_pos, u_depth = rng.random(4).tolist()
+        side = BUY if u_side < self._buy_prob(slot) else SELL
         bb, _, ba, _ = self.quote(slot)
         p_mkt = self.market_prob if self.vol_feedback == 0.0 else self._market_prob(slot, step)
         if self._act_mkt:
             p_mkt = min(self.max_market_prob, p_mkt * self.activity.level(step))
-        if p_mkt > 0.0 and rng.random() < p_mkt:
+        if u_mkt < p_mkt:
             if self.style == "market":
                 self.market(slot, side, qty)
                 return
@@ -368,7 +394,22 @@ class NoiseTrader(Trader):
                     self._rest(step, slot, side, opp, qty)
                 return
             # nothing to hit on the other side: place a passive order instead
-        self._rest(step, slot, side, self._passive_price(slot, side, bb, ba, rng), qty)
+        price = self._passive_price(slot, side, bb, ba, u_in, u_pos, u_depth)
+        self._rest(step, slot, side, price, qty)
+
+    def _buy_prob(self, slot: int) -> float:
+        """``buy_prob``, or with inventory aversion ``b e^-x / (b e^-x + (1 - b) e^x)`` with
+        ``x = (position - endowment) / inventory_scale_lots`` (``(1 - tanh x) / 2`` for ``b =
+        1/2``): a trader long sells more and short buys more, so it holds what it absorbs only
+        for a while. O(1)."""
+        b = self.buy_prob
+        if self.inv_scale == 0.0 or b in (0.0, 1.0):
+            return b
+        sym = self.model.exchange.assets[slot].symbol
+        x = (self.position(slot) - self._endow.get(sym, 0)) / self.inv_scale
+        x = max(-30.0, min(30.0, x))
+        up, down = b * math.exp(-x), (1.0 - b) * math.exp(x)
+        return up / (up + down)
 
     def _market_prob(self, slot: int, step: int) -> float:
         """``market_prob * (fast / slow)^vol_feedback`` capped at ``max_market_prob``: fast and
@@ -397,11 +438,16 @@ class NoiseTrader(Trader):
             return self.market_prob
         return min(self.max_market_prob, self.market_prob * (fast / slow) ** self.vol_feedback)
 
-    def _passive_price(self, slot: int, side: int, bb: int, ba: int, rng: Any) -> int:
+    def _passive_price(
+        self, slot: int, side: int, bb: int, ba: int, u_in: float, u_pos: float, u_depth: float
+    ) -> int:
+        """A passive order's price from three uniforms: inside a >1-tick spread when ``u_in <
+        inside_spread_prob`` (at a uniform level picked by ``u_pos``), else ``depth_ticks``
+        (from ``u_depth``) behind its own side's best or reference. O(1)."""
         if bb != NO_PRICE and ba != NO_PRICE:
             spread = ba - bb
-            if spread > 1 and self.inside_prob > 0.0 and rng.random() < self.inside_prob:
-                return bb + 1 + int(rng.random() * (spread - 1))
+            if spread > 1 and u_in < self.inside_prob:
+                return bb + 1 + int(u_pos * (spread - 1))
             ref = bb if side == BUY else ba
         else:
             own = bb if side == BUY else ba
@@ -418,7 +464,7 @@ class NoiseTrader(Trader):
                     ref = ba - 1
                 elif side == SELL and bb != NO_PRICE and ref <= bb:
                     ref = bb + 1
-        return ref - side * self.depth_ticks(rng)
+        return ref - side * self.depth_ticks(u_depth)
 
     def _rest(self, step: int, slot: int, side: int, price: int, qty: int) -> None:
         if price <= 0:

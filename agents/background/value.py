@@ -185,6 +185,10 @@ class ValueTrader(Trader):
         rng = self.drng
         slot = slots[0] if len(slots) == 1 else slots[int(rng.random() * len(slots))]
         r_t = self.estimate(slot, step, self.model.exchange.assets[slot].tick_size)
+        # the same draws on every wake (aggressive or not, depth, size), whether it trades or
+        # not, so that counterfactual runs keep its stream aligned
+        u_aggr, u_depth = rng.random(2).tolist()
+        qty = self.size_model.draw(rng)
         oid = self._live.pop(slot, 0)
         if oid:
             book = self.model.exchange.books[slot]
@@ -196,11 +200,11 @@ class ValueTrader(Trader):
             if abs(r_t - mid) <= self.min_edge:
                 return
             side = BUY if r_t > mid else SELL
-            if rng.random() < self.percent_aggr:
+            if u_aggr < self.percent_aggr:
                 price = ba if side == BUY else bb
             else:
                 span = int(self.depth_spread * (ba - bb))
-                depth = int(rng.random() * span) if span > 0 else 0
+                depth = int(u_depth * span) if span > 0 else 0
                 price = ba - 1 - depth if side == BUY else bb + 1 + depth
         else:
             mid = self.mid(slot)
@@ -208,7 +212,6 @@ class ValueTrader(Trader):
                 return
             side = BUY if r_t > mid else SELL
             price = round(r_t)
-        qty = self.size_model.draw(rng)
         if self.max_pos:
             pos = self.position(slot)
             room = self.max_pos - pos if side == BUY else self.max_pos + pos

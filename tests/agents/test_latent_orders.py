@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from scipy import stats
 
 from agents.background import LatentOrders
 from marketsim.book import BUY, IOC, SELL
@@ -137,6 +138,51 @@ def test_the_price_carves_a_v_shaped_latent_book_around_itself():
     assert far > 0 and near < 0.5 * far
 
 
+@pytest.mark.parametrize("ramp", [0.0, 10.0, 40.0])
+def test_deposit_distances_follow_the_ramp_profile(ramp):
+    """Fresh deposits' distances from the mid against the profile's CDF (KS test):
+    uniform on [1/2, band] without a ramp; density min(u / w, 1) / (band - w / 2) with one."""
+    _, a, _ = _latent(deposit_ramp_ticks=ramp)
+    rng = np.random.default_rng(5)
+    u = a.deposit_distances(rng.random(40_000), rng.random(40_000))
+    band, w = 40.0, ramp
+
+    def cdf(x):
+        x = np.asarray(x, float)
+        if w == 0:
+            return np.clip((x - 0.5) / (band - 0.5), 0.0, 1.0)
+        mass = np.where(x <= w, x * x / (2 * w), w / 2 + (x - w))
+        return np.clip(mass / (band - w / 2), 0.0, 1.0)
+
+    assert u.min() >= (0.5 if w == 0 else 0.0) and u.max() <= band
+    assert stats.kstest(u, cdf).pvalue > 1e-3
+    # the ramp empties the first ticks: share deposited within 2 ticks of the mid
+    near = np.mean(u < 2.0)
+    assert near == pytest.approx(float(cdf(2.0)), abs=0.01)
+    if w > 0:
+        assert near < 0.5 * (1.5 / 39.5)  # under half the uniform profile's share
+
+
+def test_deposit_draws_are_counter_based_uniform_and_independent():
+    """An order's draws depend on its index and deposit count only (not on the batch it was
+    renewed with); they are uniform (KS) and uncorrelated across the three columns and across
+    consecutive deposits of one order."""
+    _, a, _ = _latent()
+    idx = np.arange(50_000)
+    gen = np.zeros(50_000, np.uint64)
+    d = a.deposit_uniforms(0, idx, gen)
+    assert d.shape == (50_000, 3) and d.min() >= 0.0 and d.max() < 1.0
+    for j in range(3):
+        assert stats.kstest(d[:, j], "uniform").pvalue > 1e-3
+    assert np.abs(np.corrcoef(d.T) - np.eye(3)).max() < 0.03
+    again = a.deposit_uniforms(0, idx[[7, 3, 40_000]], gen[[7, 3, 40_000]])
+    assert np.array_equal(again, d[[7, 3, 40_000]])  # batch and order do not matter
+    nxt = a.deposit_uniforms(0, idx, gen + np.uint64(1))
+    assert abs(np.corrcoef(d[:, 1], nxt[:, 1])[0, 1]) < 0.03  # the next deposit is fresh
+    other = a.deposit_uniforms(1, idx, gen)  # another asset: other draws
+    assert abs(np.corrcoef(d[:, 1], other[:, 1])[0, 1]) < 0.03
+
+
 @pytest.mark.parametrize(
     "params, needle",
     [
@@ -145,6 +191,8 @@ def test_the_price_carves_a_v_shaped_latent_book_around_itself():
         ({"band_ticks": 0.5}, "band_ticks"),
         ({"lifetime_s": 0.0}, "lifetime_s"),
         ({"reveal_ticks": -1}, "reveal_ticks"),
+        ({"deposit_ramp_ticks": -1.0}, "deposit_ramp_ticks"),
+        ({"deposit_ramp_ticks": 41.0}, "deposit_ramp_ticks"),
     ],
 )
 def test_bad_params_raise_naming_the_key(params, needle):

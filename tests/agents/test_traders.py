@@ -236,10 +236,41 @@ def test_noise_vol_feedback_scales_the_market_order_probability():
     assert b.vol_feedback == 0.0 and b._vol == {}
 
 
+@pytest.mark.parametrize("buy_prob, extra", [(0.5, 0), (0.5, 20), (0.5, -40), (0.7, 20)])
+def test_noise_inventory_aversion_tilts_the_side_toward_its_endowment(buy_prob, extra):
+    """With ``inventory_scale_lots = s`` the buy odds are ``b e^-x / (b e^-x + (1 - b) e^x)``,
+    ``x`` the position beyond the endowment over ``s``: binomial check of 4000 wake-ups."""
+    m = build(group("noise", market_prob=0.0, buy_prob=buy_prob, inventory_scale_lots=20.0))
+    lp = lp_account(m)
+    set_book(m, lp, 9990, 10000)
+    (a,) = agents_of(m, NoiseTrader)
+    if extra:  # trade ``extra`` lots against the provider, then restore its quotes
+        place(m, a.account, BUY if extra > 0 else SELL, 10000 if extra > 0 else 9990, abs(extra))
+        set_book(m, lp, 9990, 10000)
+    assert a.position(0) == 1000 + extra  # endowment 1000 (``group``)
+    n = 4000
+    for _ in range(n):
+        a.act(m.t)
+    buys = sum(o[5] == BUY for o in queued(m, a.account))
+    x = extra / 20.0
+    up, down = buy_prob * np.exp(-x), (1 - buy_prob) * np.exp(x)
+    p = up / (up + down)
+    assert abs(buys - n * p) <= 4.5 * np.sqrt(n * p * (1 - p)) + 1
+    if extra == 20 and buy_prob == 0.5:
+        assert buys < 0.2 * n  # long 20 lots over the endowment: mostly sells
+    # off (the default): the plain buy probability, whatever the position
+    m2 = build(group("noise", buy_prob=buy_prob))
+    (b,) = agents_of(m2, NoiseTrader)
+    set_book(m2, lp_account(m2), 9990, 10000)
+    place(m2, b.account, BUY, 10000, 30)
+    assert b.position(0) == 1030 and b._buy_prob(0) == buy_prob
+
+
 @pytest.mark.parametrize(
     "params, needle",
     [({"vol_feedback": -1.0}, "vol_feedback"), ({"vol_fast_halflife_s": 0.0}, "vol_fast"),
-     ({"vol_slow_halflife_s": 0.0}, "vol_slow"), ({"max_market_prob": 1.5}, "max_market_prob")],
+     ({"vol_slow_halflife_s": 0.0}, "vol_slow"), ({"max_market_prob": 1.5}, "max_market_prob"),
+     ({"inventory_scale_lots": -1.0}, "inventory_scale_lots")],
 )  # fmt: skip
 def test_noise_vol_feedback_bad_params_name_the_key(params, needle):
     with pytest.raises(ConfigError, match=needle):

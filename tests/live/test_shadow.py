@@ -60,7 +60,12 @@ def test_live_feed_contract():
 def test_live_prices_become_the_reference_value_and_traders_follow_them():
     runs = {}
     for live_price in (96.0, 100.0, 104.0):
-        m = MarketModel(tiny_scenario(extra_assets=False), record=False)
+        sc = tiny_scenario(extra_assets=False)
+        # half their orders take the touch, so that what they want shows in their positions
+        # within the five minutes (passive orders alone fill a few lots: a coin flip)
+        (vg,) = [g for g in sc["agents"] if g["type"] == "value"]
+        vg["params"]["percent_aggr"] = 0.5
+        m = MarketModel(sc, record=False)
         q = QueueAdapter()
         r = ShadowRunner(m, q)
         assert isinstance(m.feed, LiveFeed)
