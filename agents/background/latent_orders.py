@@ -269,10 +269,10 @@ class LatentOrders(LadderQuoter):
 
     def deposit_uniforms(self, slot: int, idx: np.ndarray, gen: np.ndarray) -> np.ndarray:
         """Three uniforms in [0, 1) per deposit (side, distance, ramp part), a hash of its key,
-        the slot, the order's index and its deposit count (SplitMix64): counter-based draws, so that an
-        order's next position does not depend on how many other orders were renewed before it
-        - a run with a meta-order and its counterfactual deposit the same orders at the same
-        distances. Shape ``(len(idx), 3)``. O(len(idx))."""
+        the slot, the order's index and its deposit count (SplitMix64): counter-based draws, so
+        that an order's next position does not depend on how many other orders were renewed
+        before it - a run with a meta-order and its counterfactual deposit the same orders at
+        the same distances. Shape ``(len(idx), 3)``. O(len(idx))."""
         base = _splitmix64(self._key ^ np.uint64(slot))
         x = _splitmix64(base + idx.astype(np.uint64) * np.uint64(0x9E3779B97F4A7C15))
         x = x ^ (gen.astype(np.uint64) * np.uint64(3))

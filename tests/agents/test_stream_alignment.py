@@ -25,7 +25,9 @@ def _market(seed: int) -> MarketModel:
     latent["shares"] = {"ABC": 1_000_000}
     latent["cash"] = 1e9
     mm = group("market_maker", 1, wake_interval_s=2.0, levels=3, size_lots=10)
-    return build(noise, value, latent, mm, close="11:30", seed=seed)
+    switching = group("switching", 5, wake_rate_per_hour=600.0, chartist_prob_init=0.3,
+                      switch_rate=0.01, size_lots=5, max_position_lots=100)  # fmt: skip
+    return build(noise, value, latent, mm, switching, close="11:30", seed=seed)
 
 
 def _streams(m: MarketModel) -> dict[int, object]:
