@@ -32,6 +32,16 @@ Per meta-order (one row of ``impact.parquet``):
 The impact law ``I*/σ = Y (Q/V)^δ`` is fitted by :func:`analysis.impact.fit_impact_law`
 (:func:`fit_study`); a square-root law has ``δ ≈ 0.5``.
 
+The default protocol is the one the empirical square-root law is measured on: meta-orders worked
+at a steady participation rate (POV, 20 % of the volume by default), so that a larger meta-order
+also lasts longer, from 30 minutes after the open until it is done (at the latest 30 minutes
+before the close). The protocol matters. In a latent order book (LLOB; Donier et al. 2015,
+Benzaquen & Bouchaud 2018) a meta-order traded at rate ``m`` much slower than the market's volume
+rate ``J`` has impact ``I ~ (m / J) σ sqrt(T)``: linear in ``Q`` at a fixed duration ``T`` (a
+fixed-window TWAP), but ``∝ sqrt(Q)`` at a fixed participation ``φ = m / J`` (``T ∝ Q``), with
+``Y ~ sqrt(π φ)``. ``algo="twap"`` (window ``duration_s``, 1 hour by default) measures the
+fixed-duration law.
+
 Cost per seed: one run to ``t_0`` plus ``len(sizes) * len(sides) + 1`` continuations to the
 close; seeds can run in parallel processes (``workers``).
 
@@ -69,11 +79,21 @@ __all__ = [
     "IMPACT_COLUMNS",
     "ImpactStudy",
     "default_day",
+    "default_duration",
     "fit_study",
     "prepare_scenario",
     "run_impact_study",
     "run_seed",
 ]
+
+#: Default start of the meta-orders, s after the open of their day.
+DEFAULT_START_S = 1800.0
+#: POV target share of the volume of the default protocol.
+DEFAULT_PARTICIPATION = 0.2
+#: Window of a TWAP or VWAP meta-order when ``duration_s`` is not given, s.
+DEFAULT_TWAP_S = 3600.0
+#: A POV meta-order's window ends this long before the close when ``duration_s`` is not given.
+POV_CLOSE_MARGIN_S = 1800.0
 
 #: Name of the execution group added to scenarios that have none.
 EXECUTION_GROUP = "metaorder"
@@ -118,6 +138,17 @@ def default_day(days: int) -> int:
     return 1 if days > 1 else 0
 
 
+def default_duration(algo: str, start_s: float, day_s: float) -> float:
+    """The meta-order's window when none is given, s: :data:`DEFAULT_TWAP_S` for TWAP and VWAP;
+    for POV (which stops when it is done) up to :data:`POV_CLOSE_MARGIN_S` before the close of a
+    ``day_s``-second session, or the TWAP window if that leaves less. O(1)."""
+    if algo == "pov":
+        rest = day_s - POV_CLOSE_MARGIN_S - start_s
+        if rest >= DEFAULT_TWAP_S:
+            return float(rest)
+    return DEFAULT_TWAP_S
+
+
 def _parse_sides(side: str | Sequence[str]) -> list[str]:
     sides = ["buy", "sell"] if side == "both" else [side] if isinstance(side, str) else list(side)
     bad = [s for s in sides if s not in _SIDES]
@@ -143,13 +174,13 @@ def prepare_scenario(
     *,
     max_size: int = 1,
     side: str | Sequence[str] = "buy",
-    algo: str = "twap",
-    start_s: float = 3600.0,
-    duration_s: float = 3600.0,
+    algo: str = "pov",
+    start_s: float = DEFAULT_START_S,
+    duration_s: float | None = None,
     day: int | None = None,
     wake_interval_s: float = 30.0,
     aggression: str = "market",
-    participation: float = 0.1,
+    participation: float = DEFAULT_PARTICIPATION,
 ) -> dict[str, Any]:
     """The scenario as a dict with exactly one execution agent set up for the study.
 
@@ -158,6 +189,7 @@ def prepare_scenario(
     set to the study's (``day`` None: :func:`default_day`; ``total_lots = max_size``; the
     experiment changes the size and side of each continuation), its cash to twice the largest
     meta-order's notional. Quotes are recorded every step if the scenario records none.
+    ``duration_s`` None: :func:`default_duration`.
 
     Raises:
         ConfigError: bad arguments (the message names them), a window outside the session.
@@ -177,6 +209,8 @@ def prepare_scenario(
     day_s = session.steps_per_day * session.step_seconds
     if day is None:
         day = default_day(session.days)
+    if duration_s is None:
+        duration_s = default_duration(algo, start_s, day_s)
     if not 0 <= int(day) < session.days:
         raise ConfigError(f"day = {day!r}: must lie in 0..{session.days - 1} (scenario days)")
     if not (start_s >= 0 and duration_s > 0 and start_s + duration_s < day_s):
@@ -511,14 +545,14 @@ def run_impact_study(
     seeds: Iterable[int] = (0,),
     sizes: Iterable[int] = (1000, 2000, 5000, 10000, 20000),
     *,
-    algo: str = "twap",
+    algo: str = "pov",
     side: str | Sequence[str] = "buy",
-    start_s: float = 3600.0,
-    duration_s: float = 3600.0,
+    start_s: float = DEFAULT_START_S,
+    duration_s: float | None = None,
     day: int | None = None,
     wake_interval_s: float = 30.0,
     aggression: str = "market",
-    participation: float = 0.1,
+    participation: float = DEFAULT_PARTICIPATION,
     overrides: Sequence[str] = (),
     decay_multiples: Sequence[float] = DECAY_MULTIPLES,
     vol_horizon: str = "5min",
@@ -538,7 +572,8 @@ def run_impact_study(
         sizes: Meta-order sizes in lots.
         algo: "twap", "vwap" or "pov" (``participation`` is the POV target).
         side: "buy", "sell" or "both".
-        start_s, duration_s: Window of the meta-order in seconds after the open of ``day``.
+        start_s, duration_s: Window of the meta-order in seconds after the open of ``day``
+            (``duration_s`` None: :func:`default_duration`).
         day: Trading day (0-based) of the meta-order; None: :func:`default_day`.
         wake_interval_s: Seconds between child orders.
         aggression: "market" or "limit_at_touch" child orders.
@@ -573,6 +608,7 @@ def run_impact_study(
     )  # fmt: skip
     ex = next(g for g in sc["agents"] if g["type"] == "execution" and g["count"])
     day = int(ex["params"]["day"])
+    duration_s = float(ex["params"]["end_s"]) - float(ex["params"]["start_s"])
     per_seed = 1 + 1 + len(sizes) * len(sides)
     from tqdm.auto import tqdm
 
@@ -602,7 +638,16 @@ def run_impact_study(
     paths = pd.concat([results[s][1] for s in seeds], ignore_index=True)
     fit = fit_study(rows, fit_method, n_boot)
     fit.update(seeds=seeds, sizes=sizes, sides=sides, algo=algo, start_s=float(start_s),
-               duration_s=float(duration_s), day=int(day))  # fmt: skip
+               duration_s=duration_s, day=int(day), participation=float(participation))  # fmt: skip
+    if algo == "pov":
+        step_s = float(sc["simulation"].get("step_seconds") or 1.0)
+        late = rows[rows["duration_s"] >= duration_s - step_s]
+        if len(late):
+            logger.warning(
+                "%d of %d POV meta-orders were still open at the end of their window and sent "
+                "the rest as one market order; raise participation or duration_s",
+                len(late), len(rows),
+            )  # fmt: skip
     out = None
     if out_dir is not None:
         out = Path(out_dir)

@@ -5,8 +5,9 @@ Usage::
     marketsim report RUN_DIR [RUN_DIR ...] [--out DIR] [--format md|html] [--horizon 1min]
                      [--asset SYM] [--impact DIR] [--no-sp500]
     marketsim impact [SCENARIO] --out DIR [--seeds 0,1,2] [--sizes 1000,2000,5000]
-                     [--algo twap|vwap|pov] [--side buy|sell|both] [--start-s 3600]
-                     [--duration-s 3600] [--day 0] [--interval-s 30] [--aggression market]
+                     [--algo pov|twap|vwap] [--participation 0.2] [--side buy|sell|both]
+                     [--start-s 1800] [--duration-s S] [--day 0] [--interval-s 30]
+                     [--aggression market]
                      [--workers 1] [--set KEY=VALUE ...] [--overwrite] [--quiet]
 
 ``report`` writes ``report.md`` (or ``.html``), PNG figures, ``facts.csv`` and ``targets.csv``
@@ -14,7 +15,9 @@ Usage::
 (default ``RUN_DIR/report``). ``impact`` runs meta-orders of every size on every seed, each
 against the counterfactual continuation of the same seed without it
 (:func:`analysis.experiments.run_impact_study`), and writes ``impact.parquet``,
-``impact_fit.json``, ``impact_paths.parquet`` and ``impact.png`` into ``--out``.
+``impact_fit.json``, ``impact_paths.parquet`` and ``impact.png`` into ``--out``. Its default
+protocol works every meta-order at 20 % of the volume (POV) until it is done; ``--algo twap``
+spreads it evenly over a fixed window (see :mod:`analysis.experiments` for why they differ).
 
 The engine does not import :mod:`analysis`: the handlers import it when they run.
 """
@@ -121,10 +124,21 @@ def add_impact_parser(sub: Any) -> argparse.ArgumentParser:
         default=[1000, 2000, 5000, 10000, 20000],
         help="meta-order sizes in lots (default 1000,2000,5000,10000,20000)",
     )
-    p.add_argument("--algo", choices=("twap", "vwap", "pov"), default="twap")
+    p.add_argument(
+        "--algo",
+        choices=("pov", "twap", "vwap"),
+        default="pov",
+        help="pov (default): a steady share of the volume until done; twap/vwap: a fixed window",
+    )
     p.add_argument("--side", choices=("buy", "sell", "both"), default="buy")
-    p.add_argument("--start-s", type=float, default=3600.0, help="start, s after the open")
-    p.add_argument("--duration-s", type=float, default=3600.0, help="execution window in s")
+    p.add_argument("--start-s", type=float, default=1800.0, help="start, s after the open")
+    p.add_argument(
+        "--duration-s",
+        type=float,
+        default=None,
+        help="execution window in s (default: 3600 for twap/vwap; for pov, which stops when "
+        "done, up to 30 min before the close)",
+    )
     p.add_argument(
         "--day",
         type=int,
@@ -134,7 +148,9 @@ def add_impact_parser(sub: Any) -> argparse.ArgumentParser:
     )
     p.add_argument("--interval-s", type=float, default=30.0, help="seconds between children")
     p.add_argument("--aggression", choices=("market", "limit_at_touch"), default="market")
-    p.add_argument("--participation", type=float, default=0.1, help="pov target share")
+    p.add_argument(
+        "--participation", type=float, default=0.2, help="pov target share (default 0.2)"
+    )
     p.add_argument("--workers", type=int, default=1, help="seeds run in parallel processes")
     p.add_argument("--path-every", type=int, default=10, help="step stride of saved paths")
     p.add_argument("--fit-method", choices=("auto", "rows", "binned"), default="auto")

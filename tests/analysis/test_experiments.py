@@ -15,6 +15,7 @@ from analysis.experiments import (
     EXECUTION_GROUP,
     IMPACT_COLUMNS,
     default_day,
+    default_duration,
     fit_study,
     prepare_scenario,
     run_impact_study,
@@ -36,7 +37,7 @@ def study(tmp_path_factory):
     out = tmp_path_factory.mktemp("impact")
     return run_impact_study(
         QUICKSTART, out, seeds=[4], sizes=SIZES, overrides=SHORT, path_every=1, n_boot=50,
-        **WINDOW,
+        algo="twap", **WINDOW,
     )  # fmt: skip
 
 
@@ -84,6 +85,21 @@ def test_pov_impact_is_read_when_the_metaorder_completes(tmp_path):
     for _, r in rows.iterrows():
         path = p[p["size"] == r["size"]].set_index("step")["impact"]
         assert r["peak_impact"] == pytest.approx(path[int(r["end_step"])])
+
+
+def test_pov_metaorder_still_open_at_the_window_end_is_reported(tmp_path, caplog):
+    # at 1 % of the volume 3000 lots cannot be done in 20 minutes: the rest goes out as one
+    # market order at the window's end (in this thin one-hour market it is not all filled),
+    # and the study says so
+    with caplog.at_level("WARNING", logger="analysis.experiments"):
+        st = run_impact_study(
+            QUICKSTART, None, seeds=[4], sizes=[3000], overrides=SHORT, algo="pov",
+            participation=0.01, n_boot=20, **WINDOW,
+        )  # fmt: skip
+    assert 0 < st.rows["filled_lots"].iloc[0] <= 3000
+    assert st.rows["duration_s"].iloc[0] == WINDOW["duration_s"]
+    assert "1 of 1 POV meta-orders were still open" in caplog.text
+    assert st.fit["algo"] == "pov" and st.fit["participation"] == 0.01
 
 
 def test_counterfactual_differs_only_by_the_metaorder(study):
@@ -153,6 +169,25 @@ def test_meta_orders_default_to_the_second_day_when_there_is_one():
     assert day_of([*SHORT, "simulation.days=3"]) == 1
     with pytest.raises(ConfigError, match="day = 3"):
         prepare_scenario(QUICKSTART, [*SHORT, "simulation.days=3"], day=3, **WINDOW)
+
+
+def test_default_protocol_is_pov_until_done_with_a_window_that_fits_the_session():
+    """The default meta-order: POV at 20 % from 30 min after the open, until 30 min before the
+    close (a longer meta-order lasts longer); TWAP and VWAP keep a one-hour window; a session
+    too short for the POV window falls back to one hour."""
+    assert default_duration("pov", 1800.0, 23400.0) == 23400.0 - 1800.0 - 1800.0
+    assert default_duration("twap", 1800.0, 23400.0) == 3600.0
+    assert default_duration("vwap", 600.0, 23400.0) == 3600.0
+    assert default_duration("pov", 1800.0, 6000.0) == 3600.0  # 2400 s left: the TWAP window
+    d = prepare_scenario(QUICKSTART, max_size=100)
+    p = next(g for g in d["agents"] if g["type"] == "execution")["params"]
+    assert (p["algo"], p["participation"], p["start_s"]) == ("pov", 0.2, 1800.0)
+    assert p["end_s"] == 23400.0 - 1800.0
+    d = prepare_scenario(QUICKSTART, max_size=100, algo="twap")
+    p = next(g for g in d["agents"] if g["type"] == "execution")["params"]
+    assert (p["start_s"], p["end_s"]) == (1800.0, 5400.0)
+    with pytest.raises(ConfigError, match="must start at >= 0 s and end before the close"):
+        prepare_scenario(QUICKSTART, SHORT, algo="pov")  # one-hour session: no 1-h window left
 
 
 def test_prepare_scenario_adds_or_reuses_one_execution_agent():
