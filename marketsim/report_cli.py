@@ -131,7 +131,9 @@ def add_impact_parser(sub: Any) -> argparse.ArgumentParser:
         help="pov (default): a steady share of the volume until done; twap/vwap: a fixed window",
     )
     p.add_argument("--side", choices=("buy", "sell", "both"), default="buy")
-    p.add_argument("--start-s", type=float, default=1800.0, help="start, s after the open")
+    p.add_argument(
+        "--start-s", type=float, default=None, help="start, s after the open (default 1800)"
+    )
     p.add_argument(
         "--duration-s",
         type=float,
@@ -149,7 +151,7 @@ def add_impact_parser(sub: Any) -> argparse.ArgumentParser:
     p.add_argument("--interval-s", type=float, default=30.0, help="seconds between children")
     p.add_argument("--aggression", choices=("market", "limit_at_touch"), default="market")
     p.add_argument(
-        "--participation", type=float, default=0.2, help="pov target share (default 0.2)"
+        "--participation", type=float, default=None, help="pov target share (default 0.2)"
     )
     p.add_argument("--workers", type=int, default=1, help="seeds run in parallel processes")
     p.add_argument("--path-every", type=int, default=10, help="step stride of saved paths")
@@ -186,6 +188,12 @@ def cmd_impact(args: argparse.Namespace) -> int:
     if args.workers < 1:
         raise ConfigError(f"--workers {args.workers}: must be >= 1")
     path = resolve_scenario(args.scenario)
+    # options left out take run_impact_study's defaults (one place for the default protocol)
+    given = {
+        k: v
+        for k, v in (("start_s", args.start_s), ("participation", args.participation))
+        if v is not None
+    }
     study = run_impact_study(
         path,
         out,
@@ -193,13 +201,12 @@ def cmd_impact(args: argparse.Namespace) -> int:
         sizes=args.sizes,
         algo=args.algo,
         side=args.side,
-        start_s=args.start_s,
         duration_s=args.duration_s,
         day=args.day,
         wake_interval_s=args.interval_s,
         aggression=args.aggression,
-        participation=args.participation,
         overrides=args.overrides,
+        **given,
         path_every=args.path_every,
         fit_method=args.fit_method,
         workers=args.workers,
